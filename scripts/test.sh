@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, runs the whole suite.
+#   scripts/test.sh              Release build in build/, all tests
+#   scripts/test.sh --sanitize   AddressSanitizer + UBSan build in build-asan/, all tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+if [ "${1:-}" = "--sanitize" ]; then
+  export BUILD_DIR=build-asan
+  scripts/build.sh -DKVSIEVE_SANITIZE=ON
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+  export BUILD_DIR=${BUILD_DIR:-build}
+  scripts/build.sh
+fi
+ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"
