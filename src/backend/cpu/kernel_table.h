@@ -1,0 +1,37 @@
+// The dispatch choke point. Each SIMD target compiled into ops_dispatch.cpp
+// (Highway foreach_target: SSE4, AVX2, AVX3 and the scalar fallback) fills
+// one CpuKernels table; cpu_kernels() picks the best one for this CPU with a
+// single HWY_DYNAMIC_DISPATCH the first time it is called, and every op in
+// ops.h is a call through that table. Tests and benchmarks can reach the
+// other targets this CPU runs through cpu_kernels_all().
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "model/model_config.h"
+
+namespace kvsieve {
+
+struct CpuKernels {
+  const char* target;  // "AVX3", "AVX2", "SSE4", "SCALAR"
+  void (*matmul)(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+                 const float* bias);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*scale)(float* x, float s, int64_t n);
+  void (*add)(const float* a, const float* b, float* out, int64_t n);
+  void (*rmsnorm)(const float* x, const float* weight, float* out, int64_t n, float eps);
+  void (*softmax)(float* x, int64_t n);
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
+  void (*apply_rope)(float* x, int64_t n_heads, int64_t head_dim, const float* cos,
+                     const float* sin, RopeStyle style);
+};
+
+// The table for the best target this CPU supports.
+const CpuKernels& cpu_kernels();
+// Every compiled target this CPU can run, best first.
+std::vector<const CpuKernels*> cpu_kernels_all();
+
+}  // namespace kvsieve

@@ -1,0 +1,439 @@
+// Matrix multiplication y[n, rows] = x[n, cols] · Wᵀ (+ bias) for f32
+// activations and F32/F16/BF16/Q8_0/Q4_0 weights, one copy per SIMD target
+// (included from ops_dispatch.cpp under Highway's foreach_target).
+//
+// Two shapes of work, chosen by n:
+//
+//  * small n (decode, n <= kDotMaxN): "dot form". Each thread takes a range
+//    of W rows; for a group of NR rows and MR rows of x it keeps MR x NR f32
+//    vector accumulators, decodes W in registers one vector at a time (int8 /
+//    nibbles / halves -> f32, times the block scale) and FMAs it against the
+//    MR x vectors; the accumulators are reduced across lanes at the end. W is
+//    read once per pass over x, so n = 1 streams the weights exactly once.
+//
+//  * larger n (prefill): "outer-product form". x is first repacked into
+//    panels of kXB rows, transposed so that panel[k][j] = x[i0 + j][k]
+//    (zero-padded past n). Each thread takes blocks of kNB rows of W, decodes
+//    them once to f32 into a per-thread tile (F32 weights are used in place),
+//    and for every panel runs a micro-kernel over NR of those rows: per k it
+//    loads kXV vectors of the panel and broadcasts W[r][k] for r < NR,
+//    accumulating NR x kXV vectors, i.e. NR*kXB outputs with no horizontal
+//    reductions. Each decoded weight is reused by all n rows of x.
+//
+// Quantized weights are dequantized to f32 (exactly the values of core's
+// dequantize_row) rather than quantizing x to Q8 for integer dots: the
+// result then differs from the f64 reference only by f32 summation order
+// (no activation-quantization error), and with the decode amortised over a
+// whole panel (prefill) or hidden under memory traffic (decode) the integer
+// route had little left to win. Accumulation is in f32.
+
+#if defined(KVSIEVE_BACKEND_CPU_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef KVSIEVE_BACKEND_CPU_MATMUL_INL_H_
+#undef KVSIEVE_BACKEND_CPU_MATMUL_INL_H_
+#else
+#define KVSIEVE_BACKEND_CPU_MATMUL_INL_H_
+#endif
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "hwy/aligned_allocator.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvsieve {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+namespace mm {
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+constexpr size_t kN = HWY_LANES(float);  // f32 lanes per vector on this target
+
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+constexpr bool kManyRegs = true;  // 32 vector registers
+#else
+constexpr bool kManyRegs = false;  // 16 (SSE4, AVX2) or a scalar fallback
+#endif
+
+// Dot form: at most kDotMR rows of x per pass; NR W rows per group (more
+// rows when there is one x row, to keep enough independent accumulators).
+constexpr size_t kDotMR = kManyRegs ? 4 : 2;
+constexpr size_t kDotNR1 = 8;  // W rows per group when MR == 1
+constexpr size_t kDotNR = 4;   // W rows per group when MR > 1
+#if HWY_TARGET == HWY_SCALAR
+constexpr int64_t kDotMaxN = int64_t(1) << 62;  // the panel path needs real vectors
+#else
+constexpr int64_t kDotMaxN = kManyRegs ? 4 : 2;  // larger n takes the panel path
+#endif
+
+// Outer-product form: panels of kXB = kXV vectors of x rows, NR = kNR W rows
+// per micro-tile (kNR * kXV accumulators + kXV + 1 registers), W decoded in
+// blocks of kNB rows that are reused across all panels.
+constexpr size_t kXV = 2;
+constexpr size_t kXB = kXV * kN;
+constexpr size_t kNR = kManyRegs ? 8 : 4;
+constexpr size_t kNB = 4 * kNR;
+
+// f16 bits -> f32, exact for every input (subnormals by an exact power-of-two
+// scaling, inf/nan passed through). Used for the block scales.
+HWY_INLINE float HalfToFloat(uint16_t h) {
+  const uint32_t em = uint32_t(h & 0x7fff) << 13;
+  uint32_t u;
+  if ((h & 0x7c00) == 0x7c00) {
+    u = em | 0x7f800000u;
+  } else {
+    float f;
+    std::memcpy(&f, &em, 4);
+    f *= 0x1p112f;
+    std::memcpy(&u, &f, 4);
+  }
+  u |= uint32_t(h & 0x8000) << 16;
+  float r;
+  std::memcpy(&r, &u, 4);
+  return r;
+}
+
+// ---- weight decoders: f32 vectors out of a row of W --------------------
+// Plain types: Load(d, row, k) gives values k..k+kN; Scalar(row, k) one value.
+// Blocked types: Scale(block) is the block's f32 scale; Load(d, block, j, ds)
+// gives values j*kN..(j+1)*kN of the 32 in the block, already scaled.
+template <DType T>
+struct WDec;
+
+template <>
+struct WDec<DType::F32> {
+  static constexpr bool kBlocked = false;
+  static HWY_INLINE VF Load(DF d, const uint8_t* row, size_t k) {
+    return hn::LoadU(d, reinterpret_cast<const float*>(row) + k);
+  }
+  static HWY_INLINE float Scalar(const uint8_t* row, size_t k) {
+    float v;
+    std::memcpy(&v, row + 4 * k, 4);
+    return v;
+  }
+};
+
+template <>
+struct WDec<DType::F16> {
+  static constexpr bool kBlocked = false;
+  static HWY_INLINE VF Load(DF d, const uint8_t* row, size_t k) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(row) + k));
+  }
+  static HWY_INLINE float Scalar(const uint8_t* row, size_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return HalfToFloat(h);
+  }
+};
+
+template <>
+struct WDec<DType::BF16> {
+  static constexpr bool kBlocked = false;
+  static HWY_INLINE VF Load(DF d, const uint8_t* row, size_t k) {
+    const hn::Rebind<hwy::bfloat16_t, DF> db;
+    return hn::PromoteTo(d, hn::LoadU(db, reinterpret_cast<const hwy::bfloat16_t*>(row) + k));
+  }
+  static HWY_INLINE float Scalar(const uint8_t* row, size_t k) {
+    uint16_t h;
+    std::memcpy(&h, row + 2 * k, 2);
+    return bf16_to_f32(h);
+  }
+};
+
+template <>
+struct WDec<DType::Q8_0> {
+  static constexpr bool kBlocked = true;
+  static constexpr size_t kBytes = sizeof(BlockQ8_0);
+  static HWY_INLINE float Scale(const uint8_t* blk) {
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    return HalfToFloat(h);
+  }
+  static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
+    const hn::Rebind<int32_t, DF> di;
+    const hn::Rebind<int8_t, DF> d8;
+    const auto q = hn::PromoteTo(di, hn::LoadU(d8, reinterpret_cast<const int8_t*>(blk + 2) + j * kN));
+    return hn::Mul(hn::ConvertTo(d, q), ds);  // d * float(q), as dequantize_row
+  }
+};
+
+template <>
+struct WDec<DType::Q4_0> {
+  static constexpr bool kBlocked = true;
+  static constexpr size_t kBytes = sizeof(BlockQ4_0);
+  static HWY_INLINE float Scale(const uint8_t* blk) {
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    return HalfToFloat(h);
+  }
+  // Values 0..15 are the low nibbles of nib[0..16), values 16..31 the high ones.
+  static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
+    const hn::Rebind<int32_t, DF> di;
+    const hn::Rebind<uint8_t, DF> d8;
+    const size_t first = j * kN;
+    const auto b = hn::PromoteTo(di, hn::LoadU(d8, blk + 2 + (first & 15)));
+    const auto q = first < 16 ? hn::And(b, hn::Set(di, 0xF)) : hn::ShiftRight<4>(b);
+    return hn::Mul(hn::ConvertTo(d, hn::Sub(q, hn::Set(di, 8))), ds);  // d * float(q - 8)
+  }
+};
+
+// Decodes a whole row of K values to f32 (out needs K floats).
+template <DType T>
+HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
+  const DF d;
+  using Dec = WDec<T>;
+  if constexpr (Dec::kBlocked) {
+    for (size_t b = 0; b < K / kQK; ++b) {
+      const uint8_t* blk = row + b * Dec::kBytes;
+      const VF ds = hn::Set(d, Dec::Scale(blk));
+      for (size_t j = 0; j < kQK / kN; ++j) hn::StoreU(Dec::Load(d, blk, j, ds), d, out + b * kQK + j * kN);
+    }
+  } else {
+    size_t k = 0;
+    for (; k + kN <= K; k += kN) hn::StoreU(Dec::Load(d, row, k), d, out + k);
+    for (; k < K; ++k) out[k] = Dec::Scalar(row, k);
+  }
+}
+
+// ---- dot form -------------------------------------------------------------
+// y[m*ys + r] = Σ_k x[m*K + k] · W_r[k] (+ bias[r]) for m < MR, r < NR, where
+// W_r is the row at w + r*wstride. x, y and bias are already offset.
+template <DType T, size_t MR, size_t NR>
+HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t K,
+                          const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t ys,
+                          const float* HWY_RESTRICT bias) {
+  const DF d;
+  using Dec = WDec<T>;
+  VF acc[MR][NR];
+  for (size_t m = 0; m < MR; ++m)
+    for (size_t r = 0; r < NR; ++r) acc[m][r] = hn::Zero(d);
+  float sums[MR][NR];
+
+  if constexpr (Dec::kBlocked) {
+    const size_t nb = K / kQK;
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * Dec::kBytes;
+      float sc[NR];
+      for (size_t r = 0; r < NR; ++r) sc[r] = Dec::Scale(blk + r * wstride);
+      for (size_t j = 0; j < kQK / kN; ++j) {
+        VF xv[MR];
+        for (size_t m = 0; m < MR; ++m) xv[m] = hn::LoadU(d, x + m * K + b * kQK + j * kN);
+        for (size_t r = 0; r < NR; ++r) {
+          const VF wv = Dec::Load(d, blk + r * wstride, j, hn::Set(d, sc[r]));
+          for (size_t m = 0; m < MR; ++m) acc[m][r] = hn::MulAdd(xv[m], wv, acc[m][r]);
+        }
+      }
+    }
+    for (size_t m = 0; m < MR; ++m)
+      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+  } else {
+    size_t k = 0;
+    for (; k + kN <= K; k += kN) {
+      VF xv[MR];
+      for (size_t m = 0; m < MR; ++m) xv[m] = hn::LoadU(d, x + m * K + k);
+      for (size_t r = 0; r < NR; ++r) {
+        const VF wv = Dec::Load(d, w + r * wstride, k);
+        for (size_t m = 0; m < MR; ++m) acc[m][r] = hn::MulAdd(xv[m], wv, acc[m][r]);
+      }
+    }
+    for (size_t m = 0; m < MR; ++m)
+      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+    for (; k < K; ++k) {
+      for (size_t r = 0; r < NR; ++r) {
+        const float wk = Dec::Scalar(w + r * wstride, k);
+        for (size_t m = 0; m < MR; ++m) sums[m][r] += x[m * K + k] * wk;
+      }
+    }
+  }
+  for (size_t m = 0; m < MR; ++m)
+    for (size_t r = 0; r < NR; ++r) y[m * ys + r] = sums[m][r] + (bias ? bias[r] : 0.0f);
+}
+
+// Rows [r0, r1) of W against MR rows of x (x, y already offset to those rows).
+template <DType T, size_t MR>
+HWY_INLINE void DotRows(const TensorView& W, size_t wstride, size_t K, int64_t r0, int64_t r1,
+                        const float* x, float* y, size_t ys, const float* bias) {
+  constexpr size_t NR = MR == 1 ? kDotNR1 : kDotNR;
+  int64_t r = r0;
+  for (; r + int64_t(NR) <= r1; r += NR)
+    DotTile<T, MR, NR>(W.row_ptr(r), wstride, K, x, y + r, ys, bias ? bias + r : nullptr);
+  for (; r < r1; ++r)
+    DotTile<T, MR, 1>(W.row_ptr(r), wstride, K, x, y + r, ys, bias ? bias + r : nullptr);
+}
+
+template <DType T>
+void MatmulDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+               const float* bias) {
+  const int64_t rows = W.rows();
+  const size_t K = size_t(W.cols());
+  const size_t wstride = dtype_row_bytes(T, int64_t(K));
+  // Chunks of at least ~64 KiB of weights so small matrices stay on one thread.
+  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(wstride, 1)));
+  pool.parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1, int) {
+        for (int64_t i = 0; i < n;) {
+          const int64_t mr = std::min<int64_t>(int64_t(kDotMR), n - i);
+          const float* xi = x + i * int64_t(K);
+          float* yi = y + i * rows;
+          switch (mr) {
+            case 1: DotRows<T, 1>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
+            case 2: DotRows<T, 2>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+            case 3: DotRows<T, 3>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
+            case 4: DotRows<T, 4>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
+#endif
+            default: HWY_ASSERT(false);
+          }
+          i += mr;
+        }
+      },
+      min_rows);
+}
+
+// ---- outer-product form ---------------------------------------------------
+
+// A growable 64-byte aligned f32 buffer, one per thread and target.
+struct Scratch {
+  hwy::AlignedFreeUniquePtr<float[]> p;
+  size_t cap = 0;
+  float* get(size_t n) {
+    if (n > cap) {
+      p = hwy::AllocateAligned<float>(n);
+      cap = n;
+    }
+    return p.get();
+  }
+};
+
+// NR rows of f32 weights (w, row stride ws floats) against one panel
+// [K][kXB] holding x rows i0 .. i0+kXB; writes y[(i0+j)*ys + r] for the rows
+// i0+j < n that exist.
+template <size_t NR>
+HWY_NOINLINE void OuterTile(const float* HWY_RESTRICT w, size_t ws, size_t K,
+                            const float* HWY_RESTRICT panel, float* HWY_RESTRICT y, size_t ys,
+                            size_t valid, const float* HWY_RESTRICT bias) {
+  const DF d;
+  VF acc[NR][kXV];
+  for (size_t r = 0; r < NR; ++r)
+    for (size_t v = 0; v < kXV; ++v) acc[r][v] = hn::Zero(d);
+  for (size_t k = 0; k < K; ++k) {
+    VF xv[kXV];
+    for (size_t v = 0; v < kXV; ++v) xv[v] = hn::Load(d, panel + k * kXB + v * kN);
+    for (size_t r = 0; r < NR; ++r) {
+      const VF wb = hn::Set(d, w[r * ws + k]);
+      for (size_t v = 0; v < kXV; ++v) acc[r][v] = hn::MulAdd(wb, xv[v], acc[r][v]);
+    }
+  }
+  HWY_ALIGN float tmp[kXB];
+  for (size_t r = 0; r < NR; ++r) {
+    for (size_t v = 0; v < kXV; ++v) hn::Store(acc[r][v], d, tmp + v * kN);
+    const float b = bias ? bias[r] : 0.0f;
+    for (size_t j = 0; j < valid; ++j) y[j * ys + r] = tmp[j] + b;
+  }
+}
+
+template <DType T>
+void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+                  const float* bias) {
+  const int64_t rows = W.rows();
+  const size_t K = size_t(W.cols());
+  const size_t n_panels = (size_t(n) + kXB - 1) / kXB;
+
+  // panels [n_panels][K][kXB]: panel p holds x rows p*kXB .. p*kXB+kXB-1, transposed.
+  static thread_local Scratch panel_buf;
+  float* panels = panel_buf.get(n_panels * K * kXB);
+  pool.parallel_for(int64_t(n_panels), [&](int64_t p0, int64_t p1, int) {
+    for (int64_t p = p0; p < p1; ++p) {
+      float* dst = panels + size_t(p) * K * kXB;
+      for (size_t j = 0; j < kXB; ++j) {
+        const int64_t i = p * int64_t(kXB) + int64_t(j);
+        if (i < n) {
+          const float* src = x + i * int64_t(K);
+          for (size_t k = 0; k < K; ++k) dst[k * kXB + j] = src[k];
+        } else {
+          for (size_t k = 0; k < K; ++k) dst[k * kXB + j] = 0.0f;
+        }
+      }
+    }
+  });
+
+  const int64_t n_blocks = (rows + int64_t(kNB) - 1) / int64_t(kNB);
+  pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
+    static thread_local Scratch tile_buf;
+    float* tile = nullptr;
+    if constexpr (T != DType::F32) tile = tile_buf.get(kNB * K);
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t r0 = blk * int64_t(kNB);
+      const int64_t nr = std::min<int64_t>(int64_t(kNB), rows - r0);
+      const float* wf;
+      if constexpr (T == DType::F32) {
+        wf = reinterpret_cast<const float*>(W.row_ptr(r0));
+      } else {
+        for (int64_t r = 0; r < nr; ++r) DecodeRow<T>(W.row_ptr(r0 + r), K, tile + size_t(r) * K);
+        wf = tile;
+      }
+      for (size_t p = 0; p < n_panels; ++p) {
+        const float* panel = panels + p * K * kXB;
+        const size_t i0 = p * kXB;
+        const size_t valid = std::min(kXB, size_t(n) - i0);
+        float* yp = y + i0 * size_t(rows) + size_t(r0);
+        const float* bp = bias ? bias + r0 : nullptr;
+        int64_t r = 0;
+        for (; r + int64_t(kNR) <= nr; r += kNR)
+          OuterTile<kNR>(wf + size_t(r) * K, K, K, panel, yp + r, size_t(rows), valid,
+                         bp ? bp + r : nullptr);
+        for (; r < nr; ++r)
+          OuterTile<1>(wf + size_t(r) * K, K, K, panel, yp + r, size_t(rows), valid,
+                       bp ? bp + r : nullptr);
+      }
+    }
+  });
+}
+
+template <DType T>
+void MatmulT(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+             const float* bias) {
+  if (n <= kDotMaxN)
+    MatmulDot<T>(W, x, n, y, pool, bias);
+  else
+    MatmulPanels<T>(W, x, n, y, pool, bias);
+}
+
+}  // namespace mm
+
+void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+            const float* bias) {
+  const int64_t rows = W.rows(), cols = W.cols();
+  check(n >= 0, "matmul {}: negative row count {}", W.name, n);
+  check(W.shape.size() >= 1 && rows >= 0 && cols >= 0, "matmul {}: bad shape {}", W.name,
+        shape_str(W.shape));
+  check(cols % dtype_block_size(W.type) == 0,
+        "matmul {}: row length {} is not a multiple of the {} block size", W.name, cols,
+        dtype_name(W.type));
+  if (n == 0 || rows == 0) return;
+  const size_t need = size_t(rows) * dtype_row_bytes(W.type, cols);
+  check(W.data != nullptr && (W.nbytes == 0 || W.nbytes >= need),
+        "matmul {}: weight data missing or smaller than its shape {}", W.name, shape_str(W.shape));
+  switch (W.type) {
+    case DType::F32: return mm::MatmulT<DType::F32>(W, x, n, y, pool, bias);
+    case DType::F16: return mm::MatmulT<DType::F16>(W, x, n, y, pool, bias);
+    case DType::BF16: return mm::MatmulT<DType::BF16>(W, x, n, y, pool, bias);
+    case DType::Q8_0: return mm::MatmulT<DType::Q8_0>(W, x, n, y, pool, bias);
+    case DType::Q4_0: return mm::MatmulT<DType::Q4_0>(W, x, n, y, pool, bias);
+  }
+  fail("matmul {}: unsupported weight type {}", W.name, uint32_t(W.type));
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvsieve
+HWY_AFTER_NAMESPACE();
+
+#endif  // KVSIEVE_BACKEND_CPU_MATMUL_INL_H_

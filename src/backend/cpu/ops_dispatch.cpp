@@ -1,0 +1,101 @@
+// The one place where SIMD targets are compiled and chosen. Highway's
+// foreach_target re-includes this file once per target; each pass compiles
+// the kernels of matmul-inl.h and rowops-inl.h for that target and fills a
+// CpuKernels table. cpu_kernels() picks the table with one
+// HWY_DYNAMIC_DISPATCH; the ops of ops.h call through it.
+//
+// Targets: SSE4, AVX2 and AVX3 (AVX-512) plus the scalar fallback that runs on
+// any x86-64. SSSE3 is left out (too little gain over the fallback for the
+// extra compile time); AVX3_DL is not compiled because nothing here uses its
+// extra instructions. No -march flag is needed: each target's code carries its
+// own target attributes, so the binary runs on every x86-64 CPU.
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
+#endif
+
+#include "backend/cpu/kernel_table.h"
+#include "backend/cpu/ops.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/ops_dispatch.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+// The per-target kernels (re-included for every target).
+#include "backend/cpu/matmul-inl.h"
+#include "backend/cpu/rowops-inl.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvsieve {
+namespace HWY_NAMESPACE {
+
+const CpuKernels* GetKernels() {
+  static const CpuKernels table = {
+      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &Scale, &Add, &RmsNorm, &Softmax,
+      &SiluMul, &ApplyRope,
+  };
+  return &table;
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvsieve
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+
+namespace kvsieve {
+
+HWY_EXPORT(GetKernels);
+
+const CpuKernels& cpu_kernels() {
+  static const CpuKernels* const best = HWY_DYNAMIC_DISPATCH(GetKernels)();
+  return *best;
+}
+
+std::vector<const CpuKernels*> cpu_kernels_all() {
+  std::vector<const CpuKernels*> out;
+  const int64_t supported = hwy::SupportedTargets();
+  // Targets compiled into this file, best first (lower bit = better).
+#if HWY_TARGETS & HWY_AVX3
+  if (supported & HWY_AVX3) out.push_back(N_AVX3::GetKernels());
+#endif
+#if HWY_TARGETS & HWY_AVX2
+  if (supported & HWY_AVX2) out.push_back(N_AVX2::GetKernels());
+#endif
+#if HWY_TARGETS & HWY_SSE4
+  if (supported & HWY_SSE4) out.push_back(N_SSE4::GetKernels());
+#endif
+#if HWY_TARGETS & HWY_SCALAR
+  out.push_back(N_SCALAR::GetKernels());
+#endif
+#if HWY_TARGETS & HWY_EMU128
+  out.push_back(N_EMU128::GetKernels());
+#endif
+  return out;
+}
+
+void matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+            const float* bias) {
+  cpu_kernels().matmul(W, x, n, y, pool, bias);
+}
+void rmsnorm(const float* x, const float* weight, float* out, int64_t n, float eps) {
+  cpu_kernels().rmsnorm(x, weight, out, n, eps);
+}
+void softmax_inplace(float* x, int64_t n) { cpu_kernels().softmax(x, n); }
+void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
+  cpu_kernels().silu_mul(gate, up, out, n);
+}
+float dot_f32(const float* a, const float* b, int64_t n) { return cpu_kernels().dot(a, b, n); }
+void axpy_f32(float a, const float* x, float* y, int64_t n) { cpu_kernels().axpy(a, x, y, n); }
+void scale_f32(float* x, float s, int64_t n) { cpu_kernels().scale(x, s, n); }
+void add_f32(const float* a, const float* b, float* out, int64_t n) {
+  cpu_kernels().add(a, b, out, n);
+}
+void apply_rope(float* x, int64_t n_heads, int64_t head_dim, const float* cos, const float* sin,
+                RopeStyle style) {
+  cpu_kernels().apply_rope(x, n_heads, head_dim, cos, sin, style);
+}
+const char* cpu_kernel_target() { return cpu_kernels().target; }
+
+}  // namespace kvsieve
+#endif  // HWY_ONCE
