@@ -91,7 +91,8 @@ TEST(Matmul, EveryTypeTargetShapeAndThreadCount) {
       Weights w(t, rows, cols, rng);
       std::vector<float> bias(static_cast<size_t>(rows));
       fill_uniform(bias.data(), rows, rng);
-      for (int64_t n : {1, 2, 3, 7, 64, 129}) {
+      // 29: a partial panel (n % 32 > 20); 129: whole panels plus one row by the dot form.
+      for (int64_t n : {1, 2, 3, 7, 29, 64, 129}) {
         Misaligned x(n * cols);
         fill_uniform(x.data(), n * cols, rng);
         for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {

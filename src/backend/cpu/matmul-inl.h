@@ -5,11 +5,12 @@
 // Two shapes of work, chosen by n:
 //
 //  * small n (decode, n <= kDotMaxN): "dot form". Each thread takes a range
-//    of W rows; for a group of NR rows and MR rows of x it keeps MR x NR f32
-//    vector accumulators, decodes W in registers one vector at a time (int8 /
-//    nibbles / halves -> f32, times the block scale) and FMAs it against the
-//    MR x vectors; the accumulators are reduced across lanes at the end. W is
-//    read once per pass over x, so n = 1 streams the weights exactly once.
+//    of W rows; for a tile of NR rows and MR <= 4 rows of x it keeps MR x NR
+//    f32 vector accumulators, decodes W in registers one vector at a time
+//    (int8 / nibbles / halves -> f32, times the block scale) and FMAs it
+//    against the MR x vectors; the accumulators are reduced across lanes at
+//    the end. All passes over x run while a tile is in L1, so W is streamed
+//    from memory exactly once.
 //
 //  * larger n (prefill): "outer-product form". x is first repacked into
 //    panels of kXB rows, transposed so that panel[k][j] = x[i0 + j][k]
@@ -61,15 +62,18 @@ constexpr bool kManyRegs = true;  // 32 vector registers
 constexpr bool kManyRegs = false;  // 16 (SSE4, AVX2) or a scalar fallback
 #endif
 
-// Dot form: at most kDotMR rows of x per pass; NR W rows per group (more
-// rows when there is one x row, to keep enough independent accumulators).
+// Dot form: at most kDotMR rows of x per pass; NR W rows per tile (more rows
+// when n == 1, to keep enough independent accumulators).
 constexpr size_t kDotMR = kManyRegs ? 4 : 2;
-constexpr size_t kDotNR1 = 8;  // W rows per group when MR == 1
-constexpr size_t kDotNR = 4;   // W rows per group when MR > 1
+constexpr size_t kDotNR1 = 8;  // W rows per tile when n == 1
+constexpr size_t kDotNR = 4;   // W rows per tile when n > 1
 #if HWY_TARGET == HWY_SCALAR
 constexpr int64_t kDotMaxN = int64_t(1) << 62;  // the panel path needs real vectors
 #else
-constexpr int64_t kDotMaxN = kManyRegs ? 4 : 2;  // larger n takes the panel path
+// Larger n takes the panel path. A panel costs the same for 1 or kXB rows of
+// x, so the dot form wins below about 5 passes (measured on Zen 4: at n = 16
+// four dot passes take 60% of the time of one 32-row panel).
+constexpr int64_t kDotMaxN = kManyRegs ? 20 : 8;
 #endif
 
 // Outer-product form: panels of kXB = kXV vectors of x rows, NR = kNR W rows
@@ -81,7 +85,7 @@ constexpr size_t kNR = kManyRegs ? 8 : 4;
 constexpr size_t kNB = 4 * kNR;
 
 // f16 bits -> f32, exact for every input (subnormals by an exact power-of-two
-// scaling, inf/nan passed through). Used for the block scales.
+// scaling, inf/nan passed through). Used for the tails of F16 rows.
 HWY_INLINE float HalfToFloat(uint16_t h) {
   const uint32_t em = uint32_t(h & 0x7fff) << 13;
   uint32_t u;
@@ -99,10 +103,21 @@ HWY_INLINE float HalfToFloat(uint16_t h) {
   return r;
 }
 
+// The f16 scale at the start of a block, broadcast to all lanes. One
+// vcvtph2ps on AVX2/AVX3; Highway's emulation on SSE4 (exact for finite
+// values, which block scales are).
+HWY_INLINE VF BlockScale(DF d, const uint8_t* blk) {
+  const hn::Rebind<uint16_t, DF> du16;
+  const hn::Rebind<hwy::float16_t, DF> dh;
+  uint16_t h;
+  std::memcpy(&h, blk, 2);
+  return hn::PromoteTo(d, hn::BitCast(dh, hn::Set(du16, h)));
+}
+
 // ---- weight decoders: f32 vectors out of a row of W --------------------
 // Plain types: Load(d, row, k) gives values k..k+kN; Scalar(row, k) one value.
-// Blocked types: Scale(block) is the block's f32 scale; Load(d, block, j, ds)
-// gives values j*kN..(j+1)*kN of the 32 in the block, already scaled.
+// Blocked types: Load(d, block, j, ds) gives values j*kN..(j+1)*kN of the 32
+// in the block, times ds = BlockScale(block).
 template <DType T>
 struct WDec;
 
@@ -151,11 +166,6 @@ template <>
 struct WDec<DType::Q8_0> {
   static constexpr bool kBlocked = true;
   static constexpr size_t kBytes = sizeof(BlockQ8_0);
-  static HWY_INLINE float Scale(const uint8_t* blk) {
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    return HalfToFloat(h);
-  }
   static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
     const hn::Rebind<int32_t, DF> di;
     const hn::Rebind<int8_t, DF> d8;
@@ -168,11 +178,6 @@ template <>
 struct WDec<DType::Q4_0> {
   static constexpr bool kBlocked = true;
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
-  static HWY_INLINE float Scale(const uint8_t* blk) {
-    uint16_t h;
-    std::memcpy(&h, blk, 2);
-    return HalfToFloat(h);
-  }
   // Values 0..15 are the low nibbles of nib[0..16), values 16..31 the high ones.
   static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
     const hn::Rebind<int32_t, DF> di;
@@ -192,7 +197,7 @@ HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out)
   if constexpr (Dec::kBlocked) {
     for (size_t b = 0; b < K / kQK; ++b) {
       const uint8_t* blk = row + b * Dec::kBytes;
-      const VF ds = hn::Set(d, Dec::Scale(blk));
+      const VF ds = BlockScale(d, blk);
       for (size_t j = 0; j < kQK / kN; ++j) hn::StoreU(Dec::Load(d, blk, j, ds), d, out + b * kQK + j * kN);
     }
   } else {
@@ -203,12 +208,13 @@ HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out)
 }
 
 // ---- dot form -------------------------------------------------------------
-// y[m*ys + r] = Σ_k x[m*K + k] · W_r[k] (+ bias[r]) for m < MR, r < NR, where
-// W_r is the row at w + r*wstride. x, y and bias are already offset.
+// y[m*ys + r*rs] = Σ_k x[m*K + k] · W_r[k] (+ bias[r*rs]) for m < MR, r < NR,
+// where W_r is the row at w + r*wstride (so W_r is row r*rs of the group).
+// x, y and bias are already offset.
 template <DType T, size_t MR, size_t NR>
 HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t K,
                           const float* HWY_RESTRICT x, float* HWY_RESTRICT y, size_t ys,
-                          const float* HWY_RESTRICT bias) {
+                          size_t rs, const float* HWY_RESTRICT bias) {
   const DF d;
   using Dec = WDec<T>;
   VF acc[MR][NR];
@@ -216,17 +222,49 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
     for (size_t r = 0; r < NR; ++r) acc[m][r] = hn::Zero(d);
   float sums[MR][NR];
 
-  if constexpr (Dec::kBlocked) {
+  if constexpr (T == DType::Q4_0 && kN == 16) {
+    // 16 lanes: decode nibbles with a table lookup. Per block and row the
+    // table holds d * float(q - 8) for q = 0..15 (the values dequantize_row
+    // gives), and one vpermps turns 16 nibbles into weights; this replaces
+    // the subtract, convert and scale of the generic decoder (Q4_0 decode is
+    // bound by this arithmetic, not by memory).
+    const hn::RebindToSigned<DF> di;
+    const hn::Rebind<uint8_t, DF> d8;
+    const VF levels = hn::ConvertTo(d, hn::Sub(hn::Iota(di, 0), hn::Set(di, 8)));
+    const auto low4 = hn::Set(di, 0xF);
     const size_t nb = K / kQK;
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * Dec::kBytes;
-      float sc[NR];
-      for (size_t r = 0; r < NR; ++r) sc[r] = Dec::Scale(blk + r * wstride);
+      VF xlo[MR], xhi[MR];
+      for (size_t m = 0; m < MR; ++m) {
+        xlo[m] = hn::LoadU(d, x + m * K + b * kQK);
+        xhi[m] = hn::LoadU(d, x + m * K + b * kQK + 16);
+      }
+      for (size_t r = 0; r < NR; ++r) {
+        const uint8_t* br = blk + r * wstride;
+        const VF table = hn::Mul(levels, BlockScale(d, br));
+        const auto nib = hn::PromoteTo(di, hn::LoadU(d8, br + 2));
+        const VF wlo = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::And(nib, low4)));
+        const VF whi = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::ShiftRight<4>(nib)));
+        for (size_t m = 0; m < MR; ++m) {
+          acc[m][r] = hn::MulAdd(xlo[m], wlo, acc[m][r]);
+          acc[m][r] = hn::MulAdd(xhi[m], whi, acc[m][r]);
+        }
+      }
+    }
+    for (size_t m = 0; m < MR; ++m)
+      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+  } else if constexpr (Dec::kBlocked) {
+    const size_t nb = K / kQK;
+    for (size_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * Dec::kBytes;
+      VF sc[NR];
+      for (size_t r = 0; r < NR; ++r) sc[r] = BlockScale(d, blk + r * wstride);
       for (size_t j = 0; j < kQK / kN; ++j) {
         VF xv[MR];
         for (size_t m = 0; m < MR; ++m) xv[m] = hn::LoadU(d, x + m * K + b * kQK + j * kN);
         for (size_t r = 0; r < NR; ++r) {
-          const VF wv = Dec::Load(d, blk + r * wstride, j, hn::Set(d, sc[r]));
+          const VF wv = Dec::Load(d, blk + r * wstride, j, sc[r]);
           for (size_t m = 0; m < MR; ++m) acc[m][r] = hn::MulAdd(xv[m], wv, acc[m][r]);
         }
       }
@@ -253,19 +291,48 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
     }
   }
   for (size_t m = 0; m < MR; ++m)
-    for (size_t r = 0; r < NR; ++r) y[m * ys + r] = sums[m][r] + (bias ? bias[r] : 0.0f);
+    for (size_t r = 0; r < NR; ++r) y[m * ys + r * rs] = sums[m][r] + (bias ? bias[r * rs] : 0.0f);
 }
 
-// Rows [r0, r1) of W against MR rows of x (x, y already offset to those rows).
-template <DType T, size_t MR>
-HWY_INLINE void DotRows(const TensorView& W, size_t wstride, size_t K, int64_t r0, int64_t r1,
-                        const float* x, float* y, size_t ys, const float* bias) {
-  constexpr size_t NR = MR == 1 ? kDotNR1 : kDotNR;
-  int64_t r = r0;
-  for (; r + int64_t(NR) <= r1; r += NR)
-    DotTile<T, MR, NR>(W.row_ptr(r), wstride, K, x, y + r, ys, bias ? bias + r : nullptr);
-  for (; r < r1; ++r)
-    DotTile<T, MR, 1>(W.row_ptr(r), wstride, K, x, y + r, ys, bias ? bias + r : nullptr);
+// MR rows of x (x, y offset to them) against NR rows of W at stride rs rows,
+// starting at row r; MR chosen at run time for the last pass over x.
+template <DType T, size_t NR>
+HWY_INLINE void DotPass(size_t mr, const uint8_t* w, size_t wstride, size_t K, const float* x,
+                        float* y, size_t ys, size_t rs, const float* bias) {
+  switch (mr) {
+    case 1: return DotTile<T, 1, NR>(w, wstride, K, x, y, ys, rs, bias);
+    case 2: return DotTile<T, 2, NR>(w, wstride, K, x, y, ys, rs, bias);
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+    case 3: return DotTile<T, 3, NR>(w, wstride, K, x, y, ys, rs, bias);
+    case 4: return DotTile<T, 4, NR>(w, wstride, K, x, y, ys, rs, bias);
+#endif
+  }
+  HWY_ASSERT(false);
+}
+
+// Rows [r0, r1) of W against all n rows of x, in passes of kDotMR x rows.
+// The range is cut into NR equal stripes of S rows and a tile takes the t-th
+// row of every stripe: each of the NR weight streams then runs through S
+// consecutive rows of memory, long enough for the hardware prefetchers
+// (NR adjacent rows of a Q8_0 matrix with 768 columns would be NR streams of
+// only 13 cache lines each, and single-thread decode of a large matrix ran at
+// less than half the speed). All passes over x run on a tile while its
+// weights are in L1, so W leaves memory once whatever n is.
+template <DType T, size_t NR>
+HWY_INLINE void DotRows(const TensorView& W, size_t row_bytes, size_t K, int64_t r0, int64_t r1,
+                        const float* x, int64_t n, float* y, size_t ys, const float* bias) {
+  const int64_t S = (r1 - r0) / int64_t(NR);
+  for (int64_t t = 0; t < S; ++t) {
+    const int64_t r = r0 + t;
+    for (int64_t i = 0; i < n; i += int64_t(kDotMR))
+      DotPass<T, NR>(size_t(std::min<int64_t>(int64_t(kDotMR), n - i)), W.row_ptr(r),
+                     size_t(S) * row_bytes, K, x + i * int64_t(K), y + i * int64_t(ys) + r, ys,
+                     size_t(S), bias ? bias + r : nullptr);
+  }
+  for (int64_t r = r0 + S * int64_t(NR); r < r1; ++r)
+    for (int64_t i = 0; i < n; i += int64_t(kDotMR))
+      DotPass<T, 1>(size_t(std::min<int64_t>(int64_t(kDotMR), n - i)), W.row_ptr(r), row_bytes,
+                    K, x + i * int64_t(K), y + i * int64_t(ys) + r, ys, 1, bias ? bias + r : nullptr);
 }
 
 template <DType T>
@@ -273,27 +340,16 @@ void MatmulDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadP
                const float* bias) {
   const int64_t rows = W.rows();
   const size_t K = size_t(W.cols());
-  const size_t wstride = dtype_row_bytes(T, int64_t(K));
+  const size_t row_bytes = dtype_row_bytes(T, int64_t(K));
   // Chunks of at least ~64 KiB of weights so small matrices stay on one thread.
-  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(wstride, 1)));
+  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(row_bytes, 1)));
   pool.parallel_for(
       rows,
       [&](int64_t r0, int64_t r1, int) {
-        for (int64_t i = 0; i < n;) {
-          const int64_t mr = std::min<int64_t>(int64_t(kDotMR), n - i);
-          const float* xi = x + i * int64_t(K);
-          float* yi = y + i * rows;
-          switch (mr) {
-            case 1: DotRows<T, 1>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
-            case 2: DotRows<T, 2>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-            case 3: DotRows<T, 3>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
-            case 4: DotRows<T, 4>(W, wstride, K, r0, r1, xi, yi, size_t(rows), bias); break;
-#endif
-            default: HWY_ASSERT(false);
-          }
-          i += mr;
-        }
+        if (n == 1)
+          DotRows<T, kDotNR1>(W, row_bytes, K, r0, r1, x, n, y, size_t(rows), bias);
+        else
+          DotRows<T, kDotNR>(W, row_bytes, K, r0, r1, x, n, y, size_t(rows), bias);
       },
       min_rows);
 }
@@ -401,10 +457,14 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
 template <DType T>
 void MatmulT(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
              const float* bias) {
-  if (n <= kDotMaxN)
-    MatmulDot<T>(W, x, n, y, pool, bias);
-  else
-    MatmulPanels<T>(W, x, n, y, pool, bias);
+  if (n <= kDotMaxN) return MatmulDot<T>(W, x, n, y, pool, bias);
+  // Whole panels, then the last n % kXB rows by the dot form when that is
+  // cheaper than a mostly empty panel.
+  const int64_t rem = n % int64_t(kXB);
+  if (rem == 0 || rem > kDotMaxN) return MatmulPanels<T>(W, x, n, y, pool, bias);
+  const int64_t main = n - rem;
+  MatmulPanels<T>(W, x, main, y, pool, bias);
+  MatmulDot<T>(W, x + main * W.cols(), rem, y + main * W.rows(), pool, bias);
 }
 
 }  // namespace mm
