@@ -119,10 +119,9 @@ BENCHMARK(BM_RmsNorm)->Arg(768)->Arg(4096);
 void BM_Softmax(benchmark::State& state) {
   const int64_t n = state.range(0);
   std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float(i % 97) * 0.1f;
   for (auto _ : state) {
-    state.PauseTiming();
-    for (int64_t i = 0; i < n; ++i) x[size_t(i)] = float(i % 97) * 0.1f;
-    state.ResumeTiming();
+    // The output is a valid input again (a probability row), so no refill.
     g_kernels->softmax(x.data(), n);
     benchmark::DoNotOptimize(x.data());
   }
@@ -154,6 +153,32 @@ void BM_DotScores(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * keys);
 }
 BENCHMARK(BM_DotScores)->Arg(4096);
+
+// The same scores through dot_rows_f32, and the weighted sum of value rows.
+void BM_DotRows(benchmark::State& state) {
+  const int64_t hd = 64, keys = state.range(0);
+  std::vector<float> q(static_cast<size_t>(hd), 0.1f), k(static_cast<size_t>(hd * keys), 0.2f),
+      s(static_cast<size_t>(keys));
+  for (auto _ : state) {
+    g_kernels->dot_rows(q.data(), k.data(), keys, hd, hd, s.data());
+    benchmark::DoNotOptimize(s.data());
+  }
+  state.SetItemsProcessed(state.iterations() * keys);
+}
+BENCHMARK(BM_DotRows)->Arg(4096);
+
+
+void BM_AxpyRows(benchmark::State& state) {
+  const int64_t hd = 64, keys = state.range(0);
+  std::vector<float> p(static_cast<size_t>(keys), 1e-4f), v(static_cast<size_t>(hd * keys), 0.2f),
+      out(static_cast<size_t>(hd));
+  for (auto _ : state) {
+    g_kernels->axpy_rows(p.data(), v.data(), keys, hd, hd, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * keys);
+}
+BENCHMARK(BM_AxpyRows)->Arg(4096);
 
 void BM_Rope(benchmark::State& state) {
   const int64_t hd = 64, heads = 12;

@@ -190,3 +190,45 @@ TEST(Ops, SiluMulMatchesReference) {
     }
   }
 }
+
+TEST(Ops, DotRowsAndAxpyRowsMatchReference) {
+  std::mt19937 rng(6);
+  for (const CpuKernels* k : cpu_kernels_all()) {
+    SCOPED_TRACE(k->target);
+    for (int64_t dim : {0, 1, 5, 15, 16, 17, 33, 63, 64, 65, 128, 130}) {
+      for (int64_t n_rows : {0, 1, 3, 4, 5, 9}) {
+        const int64_t stride = dim + 3;  // rows not contiguous, not aligned
+        Misaligned q(dim), rows(n_rows * stride), a(n_rows), y(dim), out(n_rows);
+        fill_uniform(q.data(), dim, rng);
+        fill_uniform(rows.data(), n_rows * stride, rng);
+        fill_uniform(a.data(), n_rows, rng, 0.0f, 1.0f);
+        fill_uniform(y.data(), dim, rng);
+        *out.guard(n_rows) = *y.guard(dim) = kGuard;
+
+        // Scores: each a dot product of dim terms, the usual (dim + 2)u bound.
+        k->dot_rows(q.data(), rows.data(), n_rows, stride, dim, out.data());
+        for (int64_t t = 0; t < n_rows; ++t) {
+          const float* r = rows.data() + t * stride;
+          double mag = 0;
+          for (int64_t i = 0; i < dim; ++i) mag += std::fabs(double(q[i]) * r[i]);
+          ASSERT_NEAR(out[t], ref::dot(q.data(), r, dim), (dim + 2) * kU * mag + 1e-30)
+              << "dot_rows dim=" << dim << " rows=" << n_rows << " t=" << t;
+        }
+        EXPECT_EQ(*out.guard(n_rows), kGuard);
+
+        // Weighted sum: y[i] plus n_rows products, (n_rows + 3)u bound.
+        std::vector<float> y_ref(y.data(), y.data() + dim);
+        ref::axpy_rows_f32(a.data(), rows.data(), n_rows, stride, dim, y_ref.data());
+        std::vector<float> y0(y.data(), y.data() + dim);
+        k->axpy_rows(a.data(), rows.data(), n_rows, stride, dim, y.data());
+        for (int64_t i = 0; i < dim; ++i) {
+          double mag = std::fabs(y0[size_t(i)]);
+          for (int64_t t = 0; t < n_rows; ++t) mag += std::fabs(double(a[t]) * rows[t * stride + i]);
+          ASSERT_NEAR(y[i], y_ref[size_t(i)], (n_rows + 3) * kU * mag + 1e-30)
+              << "axpy_rows dim=" << dim << " rows=" << n_rows << " i=" << i;
+        }
+        EXPECT_EQ(*y.guard(dim), kGuard);
+      }
+    }
+  }
+}

@@ -20,6 +20,10 @@ struct CpuKernels {
                  const float* bias);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
+  void (*dot_rows)(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                   float* out);
+  void (*axpy_rows)(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                    float* y);
   void (*scale)(float* x, float s, int64_t n);
   void (*add)(const float* a, const float* b, float* out, int64_t n);
   void (*rmsnorm)(const float* x, const float* weight, float* out, int64_t n, float eps);

@@ -42,6 +42,7 @@
 #include "core/error.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
+#include "backend/cpu/reduce-inl.h"
 #include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
 
@@ -81,7 +82,7 @@ constexpr int64_t kDotMaxN = kManyRegs ? 20 : 8;
 // blocks of kNB rows that are reused across all panels.
 constexpr size_t kXV = 2;
 constexpr size_t kXB = kXV * kN;
-constexpr size_t kNR = kManyRegs ? 8 : 4;
+constexpr size_t kNR = kManyRegs ? 8 : 6;
 constexpr size_t kNB = 4 * kNR;
 
 // f16 bits -> f32, exact for every input (subnormals by an exact power-of-two
@@ -208,6 +209,19 @@ HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out)
 }
 
 // ---- dot form -------------------------------------------------------------
+// sums[m][r] = lane sum of acc[m][r], four at a time where NR allows.
+template <size_t MR, size_t NR>
+HWY_INLINE void ReduceTile(DF d, const VF (&acc)[MR][NR], float (&sums)[MR][NR]) {
+  for (size_t m = 0; m < MR; ++m) {
+    if constexpr (NR % 4 == 0) {
+      for (size_t r = 0; r < NR; r += 4)
+        reduce::Sum4(d, acc[m][r], acc[m][r + 1], acc[m][r + 2], acc[m][r + 3], &sums[m][r]);
+    } else {
+      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+    }
+  }
+}
+
 // y[m*ys + r*rs] = Σ_k x[m*K + k] · W_r[k] (+ bias[r*rs]) for m < MR, r < NR,
 // where W_r is the row at w + r*wstride (so W_r is row r*rs of the group).
 // x, y and bias are already offset.
@@ -252,8 +266,7 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
         }
       }
     }
-    for (size_t m = 0; m < MR; ++m)
-      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+    ReduceTile<MR, NR>(d, acc, sums);
   } else if constexpr (Dec::kBlocked) {
     const size_t nb = K / kQK;
     for (size_t b = 0; b < nb; ++b) {
@@ -269,8 +282,7 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
         }
       }
     }
-    for (size_t m = 0; m < MR; ++m)
-      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+    ReduceTile<MR, NR>(d, acc, sums);
   } else {
     size_t k = 0;
     for (; k + kN <= K; k += kN) {
@@ -281,8 +293,7 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
         for (size_t m = 0; m < MR; ++m) acc[m][r] = hn::MulAdd(xv[m], wv, acc[m][r]);
       }
     }
-    for (size_t m = 0; m < MR; ++m)
-      for (size_t r = 0; r < NR; ++r) sums[m][r] = hn::GetLane(hn::SumOfLanes(d, acc[m][r]));
+    ReduceTile<MR, NR>(d, acc, sums);
     for (; k < K; ++k) {
       for (size_t r = 0; r < NR; ++r) {
         const float wk = Dec::Scalar(w + r * wstride, k);
@@ -370,12 +381,11 @@ struct Scratch {
 };
 
 // NR rows of f32 weights (w, row stride ws floats) against one panel
-// [K][kXB] holding x rows i0 .. i0+kXB; writes y[(i0+j)*ys + r] for the rows
-// i0+j < n that exist.
+// [K][kXB] of x rows: out[j*os + r] = Σ_k w[r*ws + k] · panel[k][j] for all
+// kXB panel rows j.
 template <size_t NR>
 HWY_NOINLINE void OuterTile(const float* HWY_RESTRICT w, size_t ws, size_t K,
-                            const float* HWY_RESTRICT panel, float* HWY_RESTRICT y, size_t ys,
-                            size_t valid, const float* HWY_RESTRICT bias) {
+                            const float* HWY_RESTRICT panel, float* HWY_RESTRICT out, size_t os) {
   const DF d;
   VF acc[NR][kXV];
   for (size_t r = 0; r < NR; ++r)
@@ -391,8 +401,7 @@ HWY_NOINLINE void OuterTile(const float* HWY_RESTRICT w, size_t ws, size_t K,
   HWY_ALIGN float tmp[kXB];
   for (size_t r = 0; r < NR; ++r) {
     for (size_t v = 0; v < kXV; ++v) hn::Store(acc[r][v], d, tmp + v * kN);
-    const float b = bias ? bias[r] : 0.0f;
-    for (size_t j = 0; j < valid; ++j) y[j * ys + r] = tmp[j] + b;
+    for (size_t j = 0; j < kXB; ++j) out[j * os + r] = tmp[j];
   }
 }
 
@@ -438,17 +447,26 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
       }
       for (size_t p = 0; p < n_panels; ++p) {
         const float* panel = panels + p * K * kXB;
-        const size_t i0 = p * kXB;
-        const size_t valid = std::min(kXB, size_t(n) - i0);
-        float* yp = y + i0 * size_t(rows) + size_t(r0);
-        const float* bp = bias ? bias + r0 : nullptr;
+        // The block's outputs for this panel, yb[j][r], gathered here first:
+        // written straight into y, the kXB rows of y (a stride of `rows`
+        // floats, often a multiple of 4 KiB) fell into the same L1 sets and
+        // were evicted between the partial writes of the micro-tiles.
+        HWY_ALIGN float yb[kXB * kNB];
         int64_t r = 0;
         for (; r + int64_t(kNR) <= nr; r += kNR)
-          OuterTile<kNR>(wf + size_t(r) * K, K, K, panel, yp + r, size_t(rows), valid,
-                         bp ? bp + r : nullptr);
-        for (; r < nr; ++r)
-          OuterTile<1>(wf + size_t(r) * K, K, K, panel, yp + r, size_t(rows), valid,
-                       bp ? bp + r : nullptr);
+          OuterTile<kNR>(wf + size_t(r) * K, K, K, panel, yb + r, kNB);
+        for (; r < nr; ++r) OuterTile<1>(wf + size_t(r) * K, K, K, panel, yb + r, kNB);
+        const size_t i0 = p * kXB;
+        const size_t valid = std::min(kXB, size_t(n) - i0);
+        for (size_t j = 0; j < valid; ++j) {
+          float* yr = y + (i0 + j) * size_t(rows) + size_t(r0);
+          const float* src = yb + j * kNB;
+          if (bias) {
+            for (int64_t c = 0; c < nr; ++c) yr[c] = src[c] + bias[r0 + c];
+          } else {
+            for (int64_t c = 0; c < nr; ++c) yr[c] = src[c];
+          }
+        }
       }
     }
   });

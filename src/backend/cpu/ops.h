@@ -36,6 +36,15 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n);
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[n] += a * x[n].
 void axpy_f32(float a, const float* x, float* y, int64_t n);
+// Attention helpers over rows stored with a stride (floats between rows):
+// out[t] = Σ_i q[i]·rows[t*stride + i] for t < n_rows (scores of one query
+// against many keys), and y[i] += Σ_t a[t]·rows[t*stride + i] for i < dim
+// (probability-weighted sum of value rows). Faster than a loop of dot_f32 /
+// axpy_f32: q is loaded once per four keys, y stays in registers.
+void dot_rows_f32(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                  float* out);
+void axpy_rows_f32(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                   float* y);
 // x[n] *= s.
 void scale_f32(float* x, float s, int64_t n);
 // out[n] = a[n] + b[n] (the residual add); out may alias a or b.

@@ -31,8 +31,8 @@ namespace HWY_NAMESPACE {
 
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &Scale, &Add, &RmsNorm, &Softmax,
-      &SiluMul, &ApplyRope,
+      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &DotRows, &AxpyRows, &Scale, &Add,
+      &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };
   return &table;
 }
@@ -87,6 +87,14 @@ void silu_mul(const float* gate, const float* up, float* out, int64_t n) {
 }
 float dot_f32(const float* a, const float* b, int64_t n) { return cpu_kernels().dot(a, b, n); }
 void axpy_f32(float a, const float* x, float* y, int64_t n) { cpu_kernels().axpy(a, x, y, n); }
+void dot_rows_f32(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                  float* out) {
+  cpu_kernels().dot_rows(q, rows, n_rows, stride, dim, out);
+}
+void axpy_rows_f32(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                   float* y) {
+  cpu_kernels().axpy_rows(a, rows, n_rows, stride, dim, y);
+}
 void scale_f32(float* x, float s, int64_t n) { cpu_kernels().scale(x, s, n); }
 void add_f32(const float* a, const float* b, float* out, int64_t n) {
   cpu_kernels().add(a, b, out, n);

@@ -53,6 +53,20 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = float(double(y[i]) + double(a) * double(x[i]));
 }
 
+void dot_rows_f32(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                  float* out) {
+  for (int64_t t = 0; t < n_rows; ++t) out[t] = float(dot(q, rows + t * stride, dim));
+}
+
+void axpy_rows_f32(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                   float* y) {
+  for (int64_t i = 0; i < dim; ++i) {
+    double s = y[i];
+    for (int64_t t = 0; t < n_rows; ++t) s += double(a[t]) * double(rows[t * stride + i]);
+    y[i] = float(s);
+  }
+}
+
 void scale_f32(float* x, float s, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <limits>
 
+#include "backend/cpu/reduce-inl.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 #include "model/model_config.h"
@@ -62,6 +63,81 @@ float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n64)
   for (; i + kN <= n; i += kN) s0 = hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), s0);
   if (i < n) s1 = hn::MulAdd(LoadTail(d, a + i, n - i, 0.0f), LoadTail(d, b + i, n - i, 0.0f), s1);
   return Sum(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
+}
+
+// out[t] = Σ_i q[i] · rows[t*stride + i] for t < n_rows: attention scores of
+// one query against many keys. Four rows at a time share the loads of q.
+void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT rows, int64_t n_rows,
+             int64_t stride, int64_t dim64, float* HWY_RESTRICT out) {
+  using namespace rowops;
+  const DF d;
+  const size_t dim = size_t(std::max<int64_t>(dim64, 0));
+  int64_t t = 0;
+  for (; t + 4 <= n_rows; t += 4) {
+    const float* r0 = rows + t * stride;
+    const float* r1 = r0 + stride;
+    const float* r2 = r1 + stride;
+    const float* r3 = r2 + stride;
+    VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
+    size_t i = 0;
+    for (; i + kN <= dim; i += kN) {
+      const VF qv = hn::LoadU(d, q + i);
+      a0 = hn::MulAdd(qv, hn::LoadU(d, r0 + i), a0);
+      a1 = hn::MulAdd(qv, hn::LoadU(d, r1 + i), a1);
+      a2 = hn::MulAdd(qv, hn::LoadU(d, r2 + i), a2);
+      a3 = hn::MulAdd(qv, hn::LoadU(d, r3 + i), a3);
+    }
+    if (i < dim) {
+      const size_t rem = dim - i;
+      const VF qv = LoadTail(d, q + i, rem, 0.0f);
+      a0 = hn::MulAdd(qv, LoadTail(d, r0 + i, rem, 0.0f), a0);
+      a1 = hn::MulAdd(qv, LoadTail(d, r1 + i, rem, 0.0f), a1);
+      a2 = hn::MulAdd(qv, LoadTail(d, r2 + i, rem, 0.0f), a2);
+      a3 = hn::MulAdd(qv, LoadTail(d, r3 + i, rem, 0.0f), a3);
+    }
+    reduce::Sum4(d, a0, a1, a2, a3, out + t);
+  }
+  for (; t < n_rows; ++t) out[t] = Dot(q, rows + t * stride, dim64);
+}
+
+// y[i] += Σ_t a[t] · rows[t*stride + i] for i < dim: the weighted sum of
+// value rows in attention. Up to four vectors of y stay in registers while
+// all rows stream past.
+void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT rows, int64_t n_rows,
+              int64_t stride, int64_t dim64, float* HWY_RESTRICT y) {
+  using namespace rowops;
+  const DF d;
+  const size_t dim = size_t(std::max<int64_t>(dim64, 0));
+  size_t i = 0;
+  for (; i + 4 * kN <= dim; i += 4 * kN) {
+    VF y0 = hn::LoadU(d, y + i), y1 = hn::LoadU(d, y + i + kN);
+    VF y2 = hn::LoadU(d, y + i + 2 * kN), y3 = hn::LoadU(d, y + i + 3 * kN);
+    for (int64_t t = 0; t < n_rows; ++t) {
+      const VF at = hn::Set(d, a[t]);
+      const float* r = rows + t * stride + i;
+      y0 = hn::MulAdd(at, hn::LoadU(d, r), y0);
+      y1 = hn::MulAdd(at, hn::LoadU(d, r + kN), y1);
+      y2 = hn::MulAdd(at, hn::LoadU(d, r + 2 * kN), y2);
+      y3 = hn::MulAdd(at, hn::LoadU(d, r + 3 * kN), y3);
+    }
+    hn::StoreU(y0, d, y + i);
+    hn::StoreU(y1, d, y + i + kN);
+    hn::StoreU(y2, d, y + i + 2 * kN);
+    hn::StoreU(y3, d, y + i + 3 * kN);
+  }
+  for (; i + kN <= dim; i += kN) {
+    VF y0 = hn::LoadU(d, y + i);
+    for (int64_t t = 0; t < n_rows; ++t)
+      y0 = hn::MulAdd(hn::Set(d, a[t]), hn::LoadU(d, rows + t * stride + i), y0);
+    hn::StoreU(y0, d, y + i);
+  }
+  if (i < dim) {
+    const size_t rem = dim - i;
+    VF y0 = LoadTail(d, y + i, rem, 0.0f);
+    for (int64_t t = 0; t < n_rows; ++t)
+      y0 = hn::MulAdd(hn::Set(d, a[t]), LoadTail(d, rows + t * stride + i, rem, 0.0f), y0);
+    StoreTail(d, y0, y + i, rem);
+  }
 }
 
 void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n64) {
