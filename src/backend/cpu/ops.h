@@ -16,9 +16,15 @@ namespace kvsieve {
 
 // y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows]), W [rows, cols] of any weight
 // type, accumulated in f32. y must not overlap x. Rows of W are split across
-// the pool's threads. n == 1 (decode) streams W once, decoding it in
-// registers; larger n (prefill) decodes a block of W rows to f32 once and
-// reuses it for every row of x (see matmul-inl.h for the tiling).
+// the pool's threads; do not call it from inside a parallel_for of the same
+// pool (pass a ThreadPool(1) there: it runs inline). n <= 20 (decode) streams
+// W once, decoding it in registers; larger n (prefill) decodes a block of W
+// rows to f32 once and reuses it for every row of x (see matmul-inl.h).
+// Quantized weights are decoded to exactly dequantize_row's f32 values (x is
+// never quantized), so results differ from an f32 reference on dequantized
+// weights only by summation order. Scratch kept per calling thread: x
+// repacked, n·cols floats (n rounded up to 32); per worker 32·cols floats.
+// Throws Error if W's type, shape or byte size is inconsistent.
 void matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
             const float* bias = nullptr);
 
