@@ -345,9 +345,17 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
                             const void* data) {
   const size_t bytes = checked_tensor_bytes("tensor '" + name + "'", type, shape);
   for (auto& t : tensors_) check(t.name != name, "GGUF writer: tensor '{}' added twice", name);
-  Tensor t{name, type, shape, {}};
+  Tensor t{name, type, shape, bytes, {}, {}};
   t.data.assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + bytes);
   tensors_.push_back(std::move(t));
+}
+
+void GgufWriter::add_tensor_lazy(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                                 std::function<void(uint8_t* dst)> fill) {
+  const size_t bytes = checked_tensor_bytes("tensor '" + name + "'", type, shape);
+  for (auto& t : tensors_) check(t.name != name, "GGUF writer: tensor '{}' added twice", name);
+  check(bool(fill), "GGUF writer: tensor '{}' has no fill function", name);
+  tensors_.push_back(Tensor{name, type, shape, bytes, {}, std::move(fill)});
 }
 
 namespace {
@@ -404,6 +412,27 @@ void GgufWriter::write(const std::string& path, uint32_t alignment) const {
   const std::string tmp = path + ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail("cannot create '{}': {}", tmp, std::strerror(errno));
+  try {
+    write_body(f, alignment, path);
+  } catch (...) {
+    std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::fclose(f) != 0) {
+    std::remove(tmp.c_str());
+    fail("error writing '{}' (disk full?)", path);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
+  }
+}
+
+// Everything but opening, closing and renaming; throws on a write error.
+void GgufWriter::write_body(std::FILE* f, uint32_t alignment, const std::string& path) const {
   Out o(f);
   std::vector<Entry> kv = kv_;
   bool has_align = false;
@@ -438,33 +467,30 @@ void GgufWriter::write(const std::string& path, uint32_t alignment) const {
     }
   }
   uint64_t offset = 0;
-  std::vector<uint64_t> offsets;
   for (const auto& t : tensors_) {
     o.str(t.name);
     o.pod<uint32_t>(uint32_t(t.shape.size()));
     for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) o.pod<uint64_t>(uint64_t(*it));
     o.pod<uint32_t>(uint32_t(t.type));
     o.pod<uint64_t>(offset);
-    offsets.push_back(offset);
-    offset += (t.data.size() + alignment - 1) / alignment * alignment;
+    offset += (t.nbytes + alignment - 1) / alignment * alignment;
   }
   o.pad_to(alignment);
-  for (const auto& t : tensors_) {
-    o.bytes(t.data.data(), t.data.size());
+  std::vector<uint8_t> buf;
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    const Tensor& t = tensors_[i];
+    if (progress_) progress_(i, tensors_.size(), t.name);
+    if (t.fill) {
+      buf.assign(t.nbytes, 0);
+      t.fill(buf.data());
+      o.bytes(buf.data(), buf.size());
+    } else {
+      o.bytes(t.data.data(), t.data.size());
+    }
     o.pad_to(alignment);
+    if (!o.ok()) break;
   }
-  const bool ok = o.ok() && std::fflush(f) == 0;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    std::remove(tmp.c_str());
-    fail("error writing '{}' (disk full?)", path);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    fail("cannot rename '{}' to '{}': {}", tmp, path, ec.message());
-  }
+  if (!o.ok() || std::fflush(f) != 0) fail("error writing '{}' (disk full?)", path);
 }
 
 }  // namespace kvsieve

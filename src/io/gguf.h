@@ -7,6 +7,8 @@
 //         | padding to general.alignment (default 32) | tensor data, each aligned.
 #pragma once
 #include <cstdint>
+#include <cstdio>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -93,6 +95,16 @@ class GgufWriter {
   // so the caller's buffer may be freed after the call.
   void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape,
                   const void* data);
+  // Adds a tensor whose bytes are produced during write() by fill(dst), dst
+  // holding exactly the tensor's byte size: a large model is then converted one
+  // tensor at a time instead of being held in memory whole. An exception from
+  // fill aborts write() (the temporary file is removed).
+  void add_tensor_lazy(const std::string& name, DType type, const std::vector<int64_t>& shape,
+                       std::function<void(uint8_t* dst)> fill);
+  // Called by write() before each tensor's data: (index, count, name).
+  void set_progress(std::function<void(size_t, size_t, const std::string&)> fn) {
+    progress_ = std::move(fn);
+  }
 
   // Writes path + ".tmp" then renames it to path. Throws Error on failure,
   // removing the temporary file.
@@ -107,11 +119,15 @@ class GgufWriter {
     std::string name;
     DType type;
     std::vector<int64_t> shape;
-    std::vector<uint8_t> data;
+    size_t nbytes = 0;
+    std::vector<uint8_t> data;                // when added with data
+    std::function<void(uint8_t*)> fill;       // when added lazily
   };
   void put(const std::string& key, GgufValue v);
+  void write_body(std::FILE* f, uint32_t alignment, const std::string& path) const;
   std::vector<Entry> kv_;
   std::vector<Tensor> tensors_;
+  std::function<void(size_t, size_t, const std::string&)> progress_;
 };
 
 }  // namespace kvsieve

@@ -17,7 +17,16 @@
 //   blk.N.ffn_down.weight    [n_embd, n_ff]
 // The q/k rows are in the layout config.rope_style says (GGUF llama and
 // llama2.c: interleaved pairs; Hugging Face folders and GGUF qwen2: neox halves).
+//
+// Optional: rope_freqs.weight [head_dim/2] F32, llama.cpp's per-dimension RoPE
+// frequency divisors (Llama 3.1 GGUFs made by llama.cpp carry it instead of
+// scaling metadata). A ModelSource never has both: when rope_freqs.weight is
+// present, config.rope_scaling is kNone and the tensor is the whole scaling
+// (pass it as freq_factors to RopeFreqs); when config.rope_scaling is llama3,
+// there is no rope_freqs.weight (a GGUF written by kvsieve has both on disk; the
+// reader checks they agree and keeps the config form, which matches HF numerics).
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -49,12 +58,33 @@ struct ModelSource {
 // dtype. Throws Error naming the path and the problem.
 ModelSource open_model(const std::string& path);
 
+// The three formats one by one (open_model picks among them).
+ModelSource open_gguf_model(const std::string& path);
+// A folder with config.json, model.safetensors or model.safetensors.index.json
+// (+ shards), and tokenizer.json (or tokenizer.model) when present.
+ModelSource open_hf_model(const std::string& dir);
+// llama2.c legacy checkpoint; tokenizer.bin loaded when tokenizer_path is not
+// empty (bos 1, eos 2, add_bos, SentencePiece-style with a dummy prefix).
+ModelSource open_llama2c(const std::string& path, const std::string& tokenizer_path = "");
+
+// Checks that every tensor the config implies (model/weight_list.h) is present
+// with exactly the expected shape and a usable dtype (matrices: any DType;
+// vectors: F32/F16/BF16), and that no unknown tensor is present. Throws Error
+// naming the tensor, the expected and the found shape.
+void check_model_tensors(const ModelSource& m);
+
 // Writes a model as GGUF (llama.cpp-compatible names and metadata, tokenizer
 // embedded when present). out_type converts 2-D weight matrices (F32, F16,
 // BF16, Q8_0, Q4_0; norms and biases stay F32); nullopt keeps each tensor's type.
 // For arch "llama" with neox-layout q/k (a Hugging Face source) the q/k rows are
 // permuted to the interleaved layout GGUF llama files use.
+// For arch "llama" with llama3 RoPE scaling, rope_freqs.weight is written (as
+// llama.cpp does) and the scaling parameters go to kvsieve.rope.scaling.* keys
+// (llama.cpp would reject an unknown {arch}.rope.scaling.type).
+// Messages (tensors kept unquantized, progress) go to `log` when it is set.
 void write_model_gguf(const ModelSource& m, const std::string& out_path,
                       std::optional<DType> out_type = std::nullopt);
+void write_model_gguf(const ModelSource& m, const std::string& out_path, std::optional<DType> out_type,
+                      const std::function<void(const std::string&)>& log);
 
 }  // namespace kvsieve
