@@ -61,6 +61,12 @@ void check_model_tensors(const ModelSource& m) {
     if (!known.count(name))
       fail("'{}': unexpected tensor '{}' {} (not part of a {} model with this configuration)", m.path, name,
            shape_str(t.shape), c.arch);
+  // Token ids index the embedding rows: a tokenizer with more tokens than the
+  // model has rows would read past the table.
+  if (m.vocab)
+    check(int64_t(m.vocab->tokens.size()) <= c.n_vocab,
+          "'{}': the tokenizer has {} tokens but the model's vocabulary (embedding rows) is {}", m.path,
+          m.vocab->tokens.size(), c.n_vocab);
   if (m.find("rope_freqs.weight") && c.rope_scaling.type == RopeScalingType::kLlama3)
     fail("'{}': both llama3 RoPE scaling and a rope_freqs.weight tensor (the scaling would apply twice)",
          m.path);
