@@ -1,0 +1,68 @@
+#include "cli_common.h"
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "tokenizer/vocab_loaders.h"
+
+namespace kvsieve::cli {
+
+void ModelOptions::add_to(CLI::App* sub, bool need_model) {
+  auto* o = sub->add_option("-m,--model", model,
+                            "Model: a GGUF file, a Hugging Face folder (config.json + safetensors) "
+                            "or a llama2.c checkpoint");
+  if (need_model) o->required();
+  sub->add_option("--tokenizer", tokenizer,
+                  "Tokenizer file to use instead of (or in the absence of) the model's own: "
+                  "tokenizer.json, tokenizer.model (SentencePiece or tiktoken), GGUF, or llama2.c "
+                  "tokenizer.bin");
+  sub->add_option("-t,--threads", threads, "CPU threads (default: all hardware threads)")
+      ->check(CLI::Range(0, 1024));
+}
+
+std::unique_ptr<Model> ModelOptions::load(bool quiet) const {
+  auto m = Model::load(model);
+  if (!tokenizer.empty()) m->set_tokenizer(Tokenizer::create(load_vocab_file(tokenizer)));
+  if (!quiet) {
+    const ModelConfig& c = m->config();
+    std::fprintf(stderr,
+                 "kvsieve: loaded %s (%s, %s): %lld layers, %lld heads / %lld kv heads, dim %lld, "
+                 "vocab %lld, %.2fM params, %s\n",
+                 model.c_str(), m->source().format.c_str(), c.arch.c_str(), (long long)c.n_layer,
+                 (long long)c.n_head, (long long)c.n_head_kv, (long long)c.n_embd,
+                 (long long)c.n_vocab, double(m->n_params()) / 1e6,
+                 human_bytes(double(m->weight_bytes())).c_str());
+  }
+  return m;
+}
+
+std::string prompt_text(const std::string& prompt, const std::string& file) {
+  check(prompt.empty() || file.empty(), "give the prompt either with -p or with -f, not both");
+  std::string text = file.empty() ? prompt : read_text_file(file);
+  validate_utf8(text, file.empty() ? "prompt" : file.c_str());
+  return text;
+}
+
+size_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return size_t(std::stoull(line.substr(6))) * 1024;
+  return 0;
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+  return buf;
+}
+
+}  // namespace kvsieve::cli

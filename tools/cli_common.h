@@ -1,0 +1,30 @@
+// Pieces shared by the subcommands: model options, loading, memory figures.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace kvsieve::cli {
+
+struct ModelOptions {
+  std::string model;      // -m
+  std::string tokenizer;  // --tokenizer (overrides or adds one)
+  int threads = 0;        // -t, 0 = all hardware threads
+
+  void add_to(CLI::App* sub, bool need_model = true);
+  // Loads the model (and tokenizer if given); prints a one-line summary to stderr.
+  std::unique_ptr<Model> load(bool quiet = false) const;
+};
+
+// Prompt text from -p or -f (exactly one), validated as UTF-8.
+std::string prompt_text(const std::string& prompt, const std::string& file);
+
+// Peak resident memory of this process in bytes (VmHWM), 0 if unknown.
+size_t peak_rss_bytes();
+std::string human_bytes(double b);
+
+}  // namespace kvsieve::cli

@@ -1,0 +1,118 @@
+// kvsieve run: generate text from a prompt; figures on stderr.
+#include <cstdio>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/npy.h"
+#include "engine/session.h"
+
+namespace kvsieve::cli {
+namespace {
+
+struct RunOptions {
+  ModelOptions mo;
+  std::string prompt, file, ids_file;
+  int64_t n_predict = 128;
+  int64_t n_batch = 256;
+  SamplerParams sp;
+  bool ignore_eos = false;
+  bool no_bos = false;
+  bool print_ids = false;
+};
+
+int run(const RunOptions& o) {
+  auto model = o.mo.load();
+  const Tokenizer* tok = model->tokenizer();
+  std::vector<int32_t> prompt;
+  if (!o.ids_file.empty()) {
+    check(o.prompt.empty() && o.file.empty(), "give either --ids or a text prompt (-p/-f), not both");
+    prompt = read_npy_ids(o.ids_file);
+    check(!prompt.empty(), "'{}' holds no token ids", o.ids_file);
+  } else {
+    check(tok != nullptr,
+          "the model '{}' has no tokenizer: give one with --tokenizer, or token ids with --ids",
+          o.mo.model);
+    const std::string text = prompt_text(o.prompt, o.file);
+    prompt = tok->encode(text, tok->spec().add_bos && !o.no_bos);
+    if (prompt.empty()) {
+      check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
+      prompt.push_back(tok->bos());
+    }
+  }
+  const int64_t n_ctx_limit = int64_t(prompt.size()) + o.n_predict;
+  if (model->config().n_ctx_train > 0 && n_ctx_limit > model->config().n_ctx_train)
+    std::fprintf(stderr, "kvsieve: warning: %lld tokens exceed the model's training context (%lld)\n",
+                 (long long)n_ctx_limit, (long long)model->config().n_ctx_train);
+
+  ThreadPool pool(o.mo.threads);
+  Session s(*model, pool);
+  GenerateParams gp;
+  gp.n_predict = o.n_predict;
+  gp.n_batch = o.n_batch;
+  gp.sampler = o.sp;
+  gp.stop_at_eog = !o.ignore_eos;
+  int32_t prev = prompt.back();
+  const bool text_out = tok && !o.print_ids;
+  GenerateStats st;
+  generate(s, prompt, gp,
+           [&](int32_t id) {
+             if (text_out) {
+               const std::string piece = tok->token_to_piece(id, prev);
+               std::fwrite(piece.data(), 1, piece.size(), stdout);
+             } else {
+               std::printf("%d ", id);
+             }
+             std::fflush(stdout);
+             prev = id;
+             return true;
+           },
+           &st);
+  std::printf("\n");
+  std::fflush(stdout);
+  std::fprintf(stderr,
+               "kvsieve: prompt %lld tokens, prefill %.3f s (%.1f tokens/s); generated %lld tokens, "
+               "decode %.1f tokens/s; threads %d\n",
+               (long long)st.n_prompt, st.prefill_seconds,
+               st.prefill_seconds > 0 ? double(st.n_prompt) / st.prefill_seconds : 0.0,
+               (long long)st.n_generated,
+               st.decode_seconds > 0 ? double(st.n_decode_steps) / st.decode_seconds : 0.0,
+               pool.size());
+  std::fprintf(stderr, "kvsieve: KV cache %s for %d positions; peak memory (RSS) %s\n",
+               human_bytes(double(st.kv_bytes)).c_str(), s.n_past(),
+               human_bytes(double(peak_rss_bytes())).c_str());
+  return 0;
+}
+
+KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
+  auto o = std::make_shared<RunOptions>();
+  auto* sub = app.add_subcommand("run", "Generate text from a prompt (prints figures on stderr)");
+  o->mo.add_to(sub);
+  sub->add_option("-p,--prompt", o->prompt, "Prompt text (empty: start from BOS)");
+  sub->add_option("-f,--file", o->file, "Read the prompt from a file")->check(CLI::ExistingFile);
+  sub->add_option("--ids", o->ids_file, "Prompt as token ids: an int32 .npy file")
+      ->check(CLI::ExistingFile);
+  sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  sub->add_option("--temp", o->sp.temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  sub->add_option("--top-k", o->sp.top_k, "Sample among the k most likely tokens; 0 = off")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold; 1 = off")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--seed", o->sp.seed, "Random seed for sampling")->capture_default_str();
+  sub->add_option("-b,--batch", o->n_batch, "Prefill chunk size in tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 16));
+  sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-generation tokens");
+  sub->add_flag("--no-bos", o->no_bos, "Do not add the BOS token to a text prompt");
+  sub->add_flag("--print-ids", o->print_ids, "Print generated token ids instead of text");
+  return [o] { return run(*o); };
+});
+
+}  // namespace
+}  // namespace kvsieve::cli
