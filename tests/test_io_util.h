@@ -2,6 +2,7 @@
 // folders (config.json + safetensors), in either config form, one file or shards.
 #pragma once
 #include <cmath>
+#include <fmt/format.h>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>

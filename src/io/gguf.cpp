@@ -105,7 +105,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
   const uint64_t n_kv = c.read<uint64_t>("metadata count");
   // Each entry takes at least 8+4 bytes (kv) or 8+4+4+8 bytes (tensor info).
   if (n_kv > c.size() / 12 || n_tensors > c.size() / 24)
-    fail("'{}': absurd counts ({} tensors, {} metadata entries) for a {}-byte file", path,
+    fail("'{}': truncated or corrupt GGUF file: absurd counts ({} tensors, {} metadata entries) for a "
+         "{}-byte file", path,
          n_tensors, n_kv, c.size());
 
   for (uint64_t k = 0; k < n_kv; ++k) {

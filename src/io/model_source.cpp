@@ -129,7 +129,8 @@ ModelSource open_model(const std::string& path) {
     const fs::path parent = fs::path(path).parent_path();
     return open_hf_model(parent.empty() ? std::string(".") : parent.string());
   }
-  if (has_magic(path, "GGUF")) return open_gguf_model(path);
+  // A .gguf that is not one gets the GGUF reader's message (bad magic, truncated).
+  if (has_magic(path, "GGUF") || ends_with(fname, ".gguf")) return open_gguf_model(path);
   if (ends_with(fname, ".bin")) {
     if (looks_like_llama2c(path)) return open_llama2c(path);
     // Say why it is not a llama2.c checkpoint (usually a size mismatch).
