@@ -21,7 +21,7 @@
 // Optional: rope_freqs.weight [head_dim/2] F32, llama.cpp's per-dimension RoPE
 // frequency divisors (Llama 3.1 GGUFs made by llama.cpp carry it instead of
 // scaling metadata). A ModelSource never has both: when rope_freqs.weight is
-// present, config.rope_scaling is kNone and the tensor is the whole scaling
+// present, config.rope_scaling is not llama3 and the tensor is the scaling
 // (pass it as freq_factors to RopeFreqs); when config.rope_scaling is llama3,
 // there is no rope_freqs.weight (a GGUF written by kvsieve has both on disk; the
 // reader checks they agree and keeps the config form, which matches HF numerics).
@@ -76,6 +76,8 @@ void check_model_tensors(const ModelSource& m);
 // Writes a model as GGUF (llama.cpp-compatible names and metadata, tokenizer
 // embedded when present). out_type converts 2-D weight matrices (F32, F16,
 // BF16, Q8_0, Q4_0; norms and biases stay F32); nullopt keeps each tensor's type.
+// A matrix whose rows are not a multiple of the quantization block (32) is
+// written F16 (or kept F16/BF16) instead, and `log` is told.
 // For arch "llama" with neox-layout q/k (a Hugging Face source) the q/k rows are
 // permuted to the interleaved layout GGUF llama files use.
 // For arch "llama" with llama3 RoPE scaling, rope_freqs.weight is written (as
