@@ -56,7 +56,7 @@ class BpeTokenizer final : public TokenizerBase {
   }
 
  protected:
-  void encode_text(std::string_view text, bool after_special,
+  void encode_text(std::string_view text, bool after_special, bool /*at_start*/,
                    std::vector<int32_t>& out) const override {
     std::string prefixed;
     if (spec_.add_space_prefix && after_special && text[0] != ' ') {

@@ -71,12 +71,15 @@ class SpmTokenizer final : public TokenizerBase {
   }
 
  protected:
-  void encode_text(std::string_view text, bool after_special,
+  void encode_text(std::string_view text, bool after_special, bool at_start,
                    std::vector<int32_t>& out) const override {
     // s: the escaped text; symbols are contiguous byte ranges of it.
     std::string s;
     s.reserve(text.size() + 3 + text.size() / 4);
-    if (spec_.add_space_prefix && after_special) s += kSpace;
+    bool prefix = spec_.add_space_prefix && after_special;
+    if (spec_.prefix_scheme == "first") prefix = prefix && at_start;
+    if (!spec_.prefix_scheme.empty()) prefix = prefix && text[0] != ' ';
+    if (prefix) s += kSpace;
     for (char c : text) {
       if (c == ' ') s += kSpace;
       else s += c;

@@ -57,15 +57,16 @@ std::vector<int32_t> TokenizerBase::encode(std::string_view text, bool add_bos, 
     check(spec_.bos >= 0, "encode: BOS requested but the vocabulary has no BOS token");
     out.push_back(spec_.bos);
   }
-  bool after_special = true;
+  bool after_special = true, at_start = true;
   for (const Fragment& f : specials_.split(text, parse_special)) {
     if (f.token >= 0) {
       out.push_back(f.token);
       after_special = true;
     } else {
-      encode_text(f.text, after_special, out);
+      encode_text(f.text, after_special, at_start, out);
       after_special = false;
     }
+    at_start = false;
   }
   if (add_eos) {
     check(spec_.eos >= 0, "encode: EOS requested but the vocabulary has no EOS token");

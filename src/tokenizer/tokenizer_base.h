@@ -30,8 +30,8 @@ class TokenizerBase : public Tokenizer {
 
   // Appends the ids of a non-empty run of plain text. after_special: nothing
   // or a special token comes before it (where SentencePiece adds its dummy
-  // prefix).
-  virtual void encode_text(std::string_view text, bool after_special,
+  // prefix); at_start: the run starts the input.
+  virtual void encode_text(std::string_view text, bool after_special, bool at_start,
                            std::vector<int32_t>& out) const = 0;
 
   TokenType type_of(int32_t id) const {

@@ -23,6 +23,7 @@ constexpr const char* kAddBos = "tokenizer.ggml.add_bos_token";
 constexpr const char* kAddEos = "tokenizer.ggml.add_eos_token";
 constexpr const char* kAddSpace = "tokenizer.ggml.add_space_prefix";
 constexpr const char* kChat = "tokenizer.chat_template";
+constexpr const char* kPrefixScheme = "kvsieve.tokenizer.prefix_scheme";  // ours, see VocabSpec
 
 }  // namespace
 
@@ -85,6 +86,7 @@ VocabSpec vocab_from_gguf(const GgufFile& f) {
   v.add_space_prefix = f.get_bool(kAddSpace).value_or(spm);
   if (v.add_bos && v.bos < 0) v.add_bos = false;
   v.chat_template = f.get_string(kChat).value_or("");
+  v.prefix_scheme = f.get_string(kPrefixScheme).value_or("");
   try {
     v.validate();
   } catch (const Error& e) {
@@ -116,6 +118,7 @@ void vocab_to_gguf(const VocabSpec& v, GgufWriter& w) {
   w.set_bool(kAddEos, v.add_eos);
   w.set_bool(kAddSpace, v.add_space_prefix);
   if (!v.chat_template.empty()) w.set_string(kChat, v.chat_template);
+  if (!v.prefix_scheme.empty()) w.set_string(kPrefixScheme, v.prefix_scheme);
 }
 
 }  // namespace kvsieve

@@ -15,6 +15,8 @@ void VocabSpec::validate() const {
     check(pretokenizer_known(pre),
           "vocabulary: pre-tokenizer '{}' is not supported (known: {})", pre,
           pretokenizer_names());
+  check(prefix_scheme.empty() || prefix_scheme == "always" || prefix_scheme == "first",
+        "vocabulary: prefix scheme '{}' is unknown (\"\", \"always\" or \"first\")", prefix_scheme);
   const size_t n = tokens.size();
   check(n > 0, "vocabulary: no tokens");
   check(n < size_t(INT32_MAX), "vocabulary: {} tokens do not fit 32-bit ids", n);

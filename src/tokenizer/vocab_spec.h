@@ -35,6 +35,14 @@ struct VocabSpec {
   bool add_bos = true;
   bool add_eos = false;
   bool add_space_prefix = true;     // SPM dummy prefix
+  // Where the SPM dummy prefix goes, when add_space_prefix is set:
+  //  ""       SentencePiece / llama.cpp: before the text and after every special token;
+  //  "always" Hugging Face Metaspace(prepend_scheme="always"): the same, except where the
+  //           run of text already starts with a space;
+  //  "first"  Metaspace(prepend_scheme="first"): only at the very start of the input,
+  //           and not when it starts with a space.
+  // GGUF has no key for it: written as kvsieve.tokenizer.prefix_scheme when not "".
+  std::string prefix_scheme;
   std::string chat_template;        // Jinja text if the source had one
 
   // Throws Error when ids are out of range, sizes disagree, etc.

@@ -148,7 +148,8 @@ VocabSpec load_tokenizer_json(const std::string& path) {
   // ---- which kind of BPE
   const bool byte_fallback = model.value("byte_fallback", false);
   const bool byte_level = has_component(root, "pre_tokenizer", "ByteLevel");
-  bool metaspace = has_component(root, "pre_tokenizer", "Metaspace");
+  const bool metaspace = has_component(root, "pre_tokenizer", "Metaspace");
+  bool metaspace_prepend = false;
   bool prepend = false, replace_space = false;
   if (auto it = root.find("normalizer"); it != root.end())
     for_each_component(*it, [&](const json& c) {
@@ -200,11 +201,20 @@ VocabSpec load_tokenizer_json(const std::string& path) {
         if (type_of(c) != "Metaspace") return;
         check(!c.value("split", false), "'{}': Metaspace pre-tokenizer with split=true is not "
               "supported (SentencePiece does not split words)", path);
-        const std::string scheme = c.value("prepend_scheme", c.value("add_prefix_space", true) ? "always" : "never");
-        if (scheme != "never") prepend = true;
+        // Older files say add_prefix_space instead of prepend_scheme.
+        const std::string scheme =
+            c.value("prepend_scheme", c.value("add_prefix_space", true) ? "always" : "never");
+        check(scheme == "always" || scheme == "first" || scheme == "never",
+              "'{}': Metaspace prepend_scheme '{}' is unknown", path, scheme);
+        if (scheme != "never") {
+          metaspace_prepend = true;
+          v.prefix_scheme = scheme;
+        }
       });
     }
-    v.add_space_prefix = prepend;
+    // A Prepend("▁") normalizer prefixes every run of text, like SentencePiece.
+    if (prepend) v.prefix_scheme.clear();
+    v.add_space_prefix = prepend || metaspace_prepend;
     // Byte pieces and <unk>.
     const std::string unk = model.contains("unk_token") && model["unk_token"].is_string()
                                 ? model["unk_token"].get<std::string>() : "";

@@ -1,0 +1,153 @@
+#include "tokenizer/chat_template.h"
+
+#include <algorithm>
+#include <initializer_list>
+
+#include "core/error.h"
+
+namespace kvsieve {
+namespace {
+
+// Appends pieces (plain appends: GCC 12 warns falsely on "literal" + string).
+void add(std::string& out, std::initializer_list<std::string_view> parts) {
+  for (std::string_view p : parts) out.append(p);
+}
+
+bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+
+// Python's str.strip(): the Llama templates strip message contents.
+std::string strip(std::string_view s) {
+  const char* ws = " \t\n\r\f\v";
+  const size_t b = s.find_first_not_of(ws);
+  if (b == std::string_view::npos) return "";
+  const size_t e = s.find_last_not_of(ws);
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// Splits off a leading system message; checks the rest alternates user/assistant.
+std::string take_system(const std::vector<ChatMessage>& m, size_t& first, const char* format) {
+  first = 0;
+  std::string system;
+  if (!m.empty() && m[0].role == "system") {
+    system = m[0].content;
+    first = 1;
+  }
+  for (size_t i = first; i < m.size(); ++i) {
+    const std::string want = (i - first) % 2 == 0 ? "user" : "assistant";
+    check(m[i].role == want,
+          "chat format {}: message {} has role '{}' but '{}' was expected (system first, then "
+          "user and assistant alternating)",
+          format, i, m[i].role, want);
+  }
+  return system;
+}
+
+std::string format_llama2(const std::vector<ChatMessage>& m, bool gen) {
+  // Meta's Llama 2 chat: each user turn is "<s>[INST] ... [/INST]", the answer
+  // follows as " answer </s>"; the system prompt goes inside the first [INST].
+  size_t first = 0;
+  const std::string system = take_system(m, first, "llama2");
+  std::string out;
+  for (size_t i = first; i < m.size(); ++i) {
+    if (m[i].role == "user") {
+      std::string content = strip(m[i].content);
+      if (i != first) out += "<s>";  // the first BOS comes from encode(add_bos)
+      out += "[INST] ";
+      if (i == first && !system.empty()) add(out, {"<<SYS>>\n", strip(system), "\n<</SYS>>\n\n"});
+      add(out, {content, " [/INST]"});
+    } else {
+      add(out, {" ", strip(m[i].content), " </s>"});
+    }
+  }
+  (void)gen;  // the prompt already ends where the answer starts
+  return out;
+}
+
+std::string format_mistral(const std::vector<ChatMessage>& m, bool gen) {
+  size_t first = 0;
+  const std::string system = take_system(m, first, "mistral");
+  std::string out;
+  for (size_t i = first; i < m.size(); ++i) {
+    if (m[i].role == "user") {
+      out += "[INST] ";
+      if (i == first && !system.empty()) add(out, {system, "\n\n"});
+      add(out, {m[i].content, " [/INST]"});
+    } else {
+      add(out, {m[i].content, "</s>"});
+    }
+  }
+  (void)gen;
+  return out;
+}
+
+std::string format_llama3(const std::vector<ChatMessage>& m, bool gen) {
+  std::string out;
+  for (const ChatMessage& msg : m) {
+    check(!msg.role.empty(), "chat format llama3: a message has an empty role");
+    add(out, {"<|start_header_id|>", msg.role, "<|end_header_id|>\n\n", strip(msg.content), "<|eot_id|>"});
+  }
+  if (gen) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  return out;
+}
+
+std::string format_chatml(const std::vector<ChatMessage>& m, bool gen) {
+  std::string out;
+  for (const ChatMessage& msg : m) {
+    check(!msg.role.empty(), "chat format chatml: a message has an empty role");
+    add(out, {"<|im_start|>", msg.role, "\n", msg.content, "<|im_end|>\n"});
+  }
+  if (gen) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+}  // namespace
+
+ChatFormat chat_format_from_name(std::string_view name) {
+  if (name == "llama2") return ChatFormat::kLlama2;
+  if (name == "llama3") return ChatFormat::kLlama3;
+  if (name == "mistral") return ChatFormat::kMistral;
+  if (name == "chatml" || name == "qwen2") return ChatFormat::kChatML;
+  fail("chat format '{}' is unknown (llama2, llama3, mistral, chatml)", name);
+}
+
+std::string_view chat_format_name(ChatFormat f) {
+  switch (f) {
+    case ChatFormat::kLlama2: return "llama2";
+    case ChatFormat::kLlama3: return "llama3";
+    case ChatFormat::kMistral: return "mistral";
+    case ChatFormat::kChatML: return "chatml";
+  }
+  return "?";
+}
+
+ChatFormat detect_chat_format(const VocabSpec& v) {
+  const std::string& t = v.chat_template;
+  if (!t.empty()) {
+    if (contains(t, "<|start_header_id|>")) return ChatFormat::kLlama3;
+    if (contains(t, "<|im_start|>")) return ChatFormat::kChatML;
+    if (contains(t, "<<SYS>>")) return ChatFormat::kLlama2;
+    if (contains(t, "[INST]")) return ChatFormat::kMistral;
+    fail("chat template of this vocabulary is not one of the known families (llama2, llama3, "
+         "mistral, chatml); name a format explicitly");
+  }
+  auto has = [&](std::string_view tok) {
+    return std::find(v.tokens.begin(), v.tokens.end(), tok) != v.tokens.end();
+  };
+  if (has("<|start_header_id|>") && has("<|eot_id|>")) return ChatFormat::kLlama3;
+  if (has("<|im_start|>") && has("<|im_end|>")) return ChatFormat::kChatML;
+  if (has("[INST]")) return ChatFormat::kMistral;
+  fail("this vocabulary has no chat template and no chat tokens; name a chat format explicitly");
+}
+
+std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt) {
+  switch (format) {
+    case ChatFormat::kLlama2: return format_llama2(messages, add_generation_prompt);
+    case ChatFormat::kLlama3: return format_llama3(messages, add_generation_prompt);
+    case ChatFormat::kMistral: return format_mistral(messages, add_generation_prompt);
+    case ChatFormat::kChatML: return format_chatml(messages, add_generation_prompt);
+  }
+  fail("chat format {} is unknown", int(format));
+}
+
+}  // namespace kvsieve

@@ -1,0 +1,39 @@
+// Chat prompts for the common model families, written directly in C++ (no
+// Jinja): the text a model's own chat template would produce for a list of
+// messages. The text does not start with the BOS token: encode it with
+// add_bos = true and parse_special = true (the markers are special tokens).
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tokenizer/vocab_spec.h"
+
+namespace kvsieve {
+
+struct ChatMessage {
+  std::string role;  // "system", "user", "assistant" (llama3/chatml accept any role)
+  std::string content;
+};
+
+enum class ChatFormat {
+  kLlama2,   // <s>[INST] <<SYS>>\n..\n<</SYS>>\n\nuser [/INST] answer </s>
+  kLlama3,   // <|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
+  kMistral,  // [INST] user [/INST]answer</s>
+  kChatML,   // <|im_start|>role\ncontent<|im_end|>\n (Qwen2)
+};
+
+// "llama2", "llama3", "mistral", "chatml" (alias "qwen2"); throws Error otherwise.
+ChatFormat chat_format_from_name(std::string_view name);
+std::string_view chat_format_name(ChatFormat f);
+
+// From the vocabulary's chat_template text when there is one, else from the
+// special tokens it has; throws Error when neither tells.
+ChatFormat detect_chat_format(const VocabSpec& vocab);
+
+// Throws Error for roles a format cannot express (e.g. "tool" in llama2) or a
+// system message that is not first.
+std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
+                        bool add_generation_prompt = true);
+
+}  // namespace kvsieve
