@@ -25,13 +25,16 @@ class BpeTokenizer final : public TokenizerBase {
     ignore_merges_ = p == "llama3" || p == "llama-bpe" || p == "llama-v3";
     byte_token_.fill(-1);
     for (int b = 0; b < 256; ++b) byte_token_[size_t(b)] = find_token(byte_level::encode_byte(uint8_t(b)));
-    merges_.reserve(spec_.merges.size());
+    merges_.reserve(spec_.merges.size() * 2);
+    std::string joined;
     for (size_t i = 0; i < spec_.merges.size(); ++i) {
       const std::string& m = spec_.merges[i];
       const size_t sp = m.find(' ', 1);
       const std::string_view a = std::string_view(m).substr(0, sp), b = std::string_view(m).substr(sp + 1);
       const int32_t ia = find_token(a), ib = find_token(b);
-      const int32_t iab = find_token(std::string(a) + std::string(b));
+      joined.assign(a);
+      joined.append(b);
+      const int32_t iab = find_token(joined);
       check(ia >= 0 && ib >= 0 && iab >= 0, "vocabulary: merge {} '{}': '{}' is not a token", i, m,
             ia < 0 ? std::string(a) : ib < 0 ? std::string(b) : std::string(a) + std::string(b));
       merges_.try_emplace(pair_key(ia, ib), Merge{int32_t(i), iab});  // first listing wins

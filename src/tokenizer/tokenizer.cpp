@@ -34,7 +34,7 @@ bool Tokenizer::is_eog(int32_t id) const {
 }
 
 TokenizerBase::TokenizerBase(VocabSpec spec) : Tokenizer(std::move(spec)), specials_(spec_) {
-  token_to_id_.reserve(spec_.tokens.size());
+  token_to_id_.reserve(spec_.tokens.size() * 2);
   for (size_t i = 0; i < spec_.tokens.size(); ++i) token_to_id_[spec_.tokens[i]] = int32_t(i);
 }
 

@@ -1,6 +1,7 @@
 #include "tokenizer/vocab_spec.h"
 
 #include <string_view>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "tokenizer/pretokenizer.h"
@@ -48,11 +49,22 @@ void VocabSpec::validate() const {
   check(!add_bos || bos >= 0, "vocabulary: add_bos is set but there is no BOS token");
   check(!add_eos || eos >= 0, "vocabulary: add_eos is set but there is no EOS token");
   if (model == "gpt2") {
+    check(!merges.empty(), "vocabulary: byte-level BPE without merges");
+    std::unordered_set<std::string_view> known;
+    known.reserve(tokens.size() * 2);
+    known.insert(tokens.begin(), tokens.end());
+    std::string joined;
     for (size_t i = 0; i < merges.size(); ++i) {
       const std::string& m = merges[i];
       const size_t sp = m.find(' ', 1);
       check(sp != std::string::npos && sp + 1 < m.size() && m.find(' ', sp + 1) == std::string::npos,
             "vocabulary: merge {} '{}' is not two tokens separated by one space", i, m);
+      const std::string_view a = std::string_view(m).substr(0, sp), b = std::string_view(m).substr(sp + 1);
+      joined.assign(a);
+      joined.append(b);
+      check(known.count(a) && known.count(b) && known.count(joined),
+            "vocabulary: merge {} '{}': '{}' is not a token", i, m,
+            !known.count(a) ? a : !known.count(b) ? b : std::string_view(joined));
     }
   }
 }

@@ -76,7 +76,6 @@ VocabSpec vocab_from_tiktoken(const std::string& path) {
   // ranks[r] = token bytes
   std::vector<std::string> ranks;
   std::vector<uint8_t> seen;
-  std::unordered_map<std::string, int32_t> rank_of;
   size_t line_no = 0;
   std::string bytes;
   for (size_t pos = 0; pos < data.size();) {
@@ -107,15 +106,21 @@ VocabSpec vocab_from_tiktoken(const std::string& path) {
     }
     check(!seen[size_t(rank)], "'{}' line {}: rank {} appears twice", path, line_no, rank);
     seen[size_t(rank)] = 1;
-    check(rank_of.emplace(bytes, int32_t(rank)).second, "'{}' line {}: token listed twice", path,
-          line_no);
     ranks[size_t(rank)] = bytes;
   }
   check(!ranks.empty(), "'{}': no tokens (is this a tiktoken file?)", path);
   for (size_t r = 0; r < ranks.size(); ++r)
     check(seen[r], "'{}': rank {} is missing (ranks must be 0..{})", path, r, ranks.size() - 1);
+  // Keys point into `ranks`, which no longer changes.
+  std::unordered_map<std::string_view, int32_t> rank_of;
+  rank_of.reserve(ranks.size() * 2);
+  for (size_t r = 0; r < ranks.size(); ++r)
+    check(rank_of.emplace(ranks[r], int32_t(r)).second, "'{}': token of rank {} is listed twice",
+          path, r);
+  char byte_chars[256];
+  for (int b = 0; b < 256; ++b) byte_chars[b] = char(b);
   for (int b = 0; b < 256; ++b)
-    check(rank_of.count(std::string(1, char(b))), "'{}': byte 0x{:02X} has no token", path, b);
+    check(rank_of.count(std::string_view(&byte_chars[b], 1)), "'{}': byte 0x{:02X} has no token", path, b);
 
   VocabSpec v;
   v.model = "gpt2";
@@ -129,7 +134,7 @@ VocabSpec vocab_from_tiktoken(const std::string& path) {
   // token, rank of the left half, rank of the right half).
   std::vector<std::tuple<int32_t, int32_t, int32_t>> merges;  // (result, left, right)
   for (size_t r = 0; r < n; ++r) {
-    const std::string& t = ranks[r];
+    const std::string_view t = ranks[r];
     for (size_t k = 1; k < t.size(); ++k) {
       auto l = rank_of.find(t.substr(0, k));
       if (l == rank_of.end()) continue;
