@@ -28,11 +28,12 @@ class SpmTokenizer final : public TokenizerBase {
       if (id >= 0) byte_token_[size_t(b)] = id;
     }
     // Only pieces that SentencePiece itself would produce from text take part
-    // in merges: not control tokens, byte tokens or <unk>.
+    // in merges: not control, unused or byte tokens, nor <unk>.
     mergeable_.resize(spec_.tokens.size(), 1);
     for (size_t i = 0; i < spec_.types.size(); ++i) {
       const TokenType t = spec_.types[i];
-      mergeable_[i] = !(t == TokenType::kControl || t == TokenType::kByte || t == TokenType::kUnknown);
+      mergeable_[i] = !(t == TokenType::kControl || t == TokenType::kByte || t == TokenType::kUnknown ||
+                        t == TokenType::kUnused);
     }
   }
 

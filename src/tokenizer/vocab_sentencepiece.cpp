@@ -8,7 +8,9 @@
 //                    bool byte_fallback = 35; int32 unk_id = 40, bos_id = 41, eos_id = 42,
 //                    pad_id = 43 }
 //   NormalizerSpec { string name = 1; bool add_dummy_prefix = 3; bool remove_extra_whitespaces = 4 }
-// Everything else is skipped by wire type.
+// Everything else is skipped by wire type. The normalizer's rules are not
+// applied: Llama 2, Mistral and llama2.c's models use "identity" with
+// remove_extra_whitespaces off, which is what the tokenizer does.
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "tokenizer/protobuf_reader.h"

@@ -10,6 +10,10 @@
 //
 // The 256 special tokens follow from id n, named as Meta's tokenizer.py names
 // them (models/llama3/tokenizer.py in meta-llama/llama-models).
+//
+// Not reproduced: Meta's encode() first cuts runs of more than 25,000
+// whitespace or non-whitespace characters (a tiktoken stack-size workaround),
+// which changes ids only inside such runs.
 #include <algorithm>
 #include <string_view>
 #include <tuple>

@@ -9,6 +9,8 @@
 //  - byte-level (GPT-2, Llama 3, Qwen2): a ByteLevel pre-tokenizer, with the
 //    GPT-2 regex or a Split regex that must be one of the known ones.
 // Added tokens become control tokens (special: true) or user-defined ones.
+// Not applied: Unicode normalizers (Qwen2's NFC; input that is already NFC,
+// as almost all text is, gives the same ids) and added tokens' lstrip/rstrip.
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
