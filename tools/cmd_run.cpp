@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "engine/session.h"
+#include "tokenizer/chat_template.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -19,7 +20,30 @@ struct RunOptions {
   bool ignore_eos = false;
   bool no_bos = false;
   bool print_ids = false;
+  bool chat = false;            // wrap the prompt in the model's chat format
+  std::string chat_template;    // a format by name (implies chat)
+  std::string system;           // optional system message for chat
 };
+
+// The prompt as the model's chat template would render one user turn (and an
+// optional system message), ending with the assistant header.
+std::string chat_prompt(const RunOptions& o, const Tokenizer& tok, const std::string& text) {
+  const ChatFormat f = o.chat_template.empty() ? detect_chat_format(tok.spec())
+                                               : chat_format_from_name(o.chat_template);
+  std::vector<ChatMessage> msgs;
+  if (!o.system.empty()) msgs.push_back({"system", o.system});
+  msgs.push_back({"user", text});
+  // The llama3 and ChatML markers must be special tokens of this vocabulary,
+  // else the prompt would be plain text the model was never trained on.
+  const char* marker = f == ChatFormat::kLlama3   ? "<|start_header_id|>"
+                       : f == ChatFormat::kChatML ? "<|im_start|>"
+                                                  : nullptr;
+  check(!marker || tok.encode(marker, false, false, true).size() == 1,
+        "chat format {} does not fit this model: its vocabulary has no {} token",
+        chat_format_name(f), marker ? marker : "");
+  std::fprintf(stderr, "kvsieve: chat format %s\n", std::string(chat_format_name(f)).c_str());
+  return format_chat(f, msgs);
+}
 
 int run(const RunOptions& o) {
   auto model = o.mo.load();
@@ -27,13 +51,17 @@ int run(const RunOptions& o) {
   std::vector<int32_t> prompt;
   if (!o.ids_file.empty()) {
     check(o.prompt.empty() && o.file.empty(), "give either --ids or a text prompt (-p/-f), not both");
+    check(!o.chat && o.chat_template.empty() && o.system.empty(),
+          "--chat, --chat-template and --system apply to a text prompt, not to --ids");
     prompt = read_npy_ids(o.ids_file);
     check(!prompt.empty(), "'{}' holds no token ids", o.ids_file);
   } else {
     check(tok != nullptr,
           "the model '{}' has no tokenizer: give one with --tokenizer, or token ids with --ids",
           o.mo.model);
-    const std::string text = prompt_text(o.prompt, o.file);
+    std::string text = prompt_text(o.prompt, o.file);
+    if (o.chat || !o.chat_template.empty()) text = chat_prompt(o, *tok, text);
+    else check(o.system.empty(), "--system needs --chat or --chat-template");
     prompt = tok->encode(text, tok->spec().add_bos && !o.no_bos);
     if (prompt.empty()) {
       check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
@@ -110,6 +138,12 @@ KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
       ->check(CLI::Range(1, 1 << 16));
   sub->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-generation tokens");
   sub->add_flag("--no-bos", o->no_bos, "Do not add the BOS token to a text prompt");
+  sub->add_flag("--chat", o->chat,
+                "Wrap the prompt as one user turn in the model's chat format (detected from the "
+                "tokenizer's chat template or special tokens)");
+  sub->add_option("--chat-template", o->chat_template,
+                  "Chat format by name, implies --chat: llama2, llama3, mistral, chatml (qwen2)");
+  sub->add_option("--system", o->system, "System message for --chat");
   sub->add_flag("--print-ids", o->print_ids, "Print generated token ids instead of text");
   return [o] { return run(*o); };
 });

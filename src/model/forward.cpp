@@ -49,7 +49,9 @@ void Forward::embed(const Batch& b) {
 // head. Rows are sorted by position, so a query at position p sees the prefix
 // of rows with pos <= p. Work is split over (query head, token) pairs.
 void Forward::attention(int64_t layer, const Batch& b, const KvCache& cache) {
-  const int64_t hd = c_.head_dim, H = c_.n_head, group = c_.n_head / c_.n_head_kv;
+  // Query heads per stored head: the model's group, or 1 when the cache holds
+  // a copy of K/V per query head.
+  const int64_t hd = c_.head_dim, H = c_.n_head, group = c_.n_head / cache.n_stored();
   const float scale = 1.0f / std::sqrt(float(hd));
   const int64_t stride = int64_t(scores_.size()) / pool_.size();
   pool_.parallel_for(H * b.n, [&](int64_t begin, int64_t end, int thread) {
@@ -74,6 +76,8 @@ void Forward::run(const Batch& b, KvCache& cache, std::vector<float>& logits,
                   const QueryObserver& observe_q) {
   check(b.n > 0, "empty batch");
   check((b.ids != nullptr) != (b.embd != nullptr), "batch needs either ids or embeddings");
+  check(cache.geometry().n_head_kv == c_.n_head_kv && c_.n_head % cache.n_stored() == 0,
+        "KV cache geometry does not fit the model");
   const int64_t n = b.n, E = c_.n_embd, hd = c_.head_dim, H = c_.n_head, KV = c_.n_head_kv;
   ensure_capacity(n, cache.max_rows() + n);
   embed(b);
@@ -97,8 +101,8 @@ void Forward::run(const Batch& b, KvCache& cache, std::vector<float>& logits,
       apply_rope(q_.data() + t * H * hd, H, hd, cs, sn, c_.rope_style);
       apply_rope(k_.data() + t * KV * hd, KV, hd, cs, sn, c_.rope_style);
     }
-    if (observe_q) observe_q(l, q_.data(), n);
     cache.append(l, k_.data(), v_.data(), pos_.data(), n);
+    if (observe_q) observe_q(QueryEvent{l, q_.data(), n, b.pos0, cache});
     attention(l, b, cache);
     matmul(*lw.wo, att_.data(), n, xn_.data(), pool_);
     add_f32(x_.data(), xn_.data(), x_.data(), n * E);
