@@ -6,6 +6,8 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "engine/session.h"
+#include "core/atomic_file.h"
+#include "kv/kept_dump.h"
 #include "tokenizer/chat_template.h"
 
 namespace kvsieve::cli {
@@ -23,7 +25,28 @@ struct RunOptions {
   bool chat = false;            // wrap the prompt in the model's chat format
   std::string chat_template;    // a format by name (implies chat)
   std::string system;           // optional system message for chat
+  // KV eviction
+  std::string kv = "full", kv_preset, granularity, dump_kept;
+  int64_t kv_budget = 0, decode_every = 0;
+  double kv_ratio = 0;
+  std::string question, question_file;
+  bool query_aware = false;
 };
+
+// The eviction settings from the options; presets choose their library's
+// granularity unless one is given.
+EvictionConfig eviction_config(const RunOptions& o) {
+  EvictionConfig c;
+  c.spec = o.kv;
+  c.preset = o.kv_preset;
+  c.budget.tokens = o.kv_budget;
+  c.budget.ratio = o.kv_ratio;
+  c.decode_every = o.decode_every;
+  std::string g = o.granularity;
+  if (g.empty()) g = o.kv_preset == "kvcache-factory" ? "query-head" : "kv-head";
+  c.granularity = granularity_from_name(g);
+  return c;
+}
 
 // The prompt as the model's chat template would render one user turn (and an
 // optional system message), ending with the assistant header.
@@ -46,13 +69,21 @@ std::string chat_prompt(const RunOptions& o, const Tokenizer& tok, const std::st
 }
 
 int run(const RunOptions& o) {
+  if (o.kv == "help") {
+    std::fputs(kv_methods_help().c_str(), stdout);
+    return 0;
+  }
+  check(!o.mo.model.empty(), "--model is required");
+  make_policy(o.kv, o.kv_preset);  // a bad spec fails before the model loads
   auto model = o.mo.load();
   const Tokenizer* tok = model->tokenizer();
-  std::vector<int32_t> prompt;
+  std::vector<int32_t> prompt, question;
   if (!o.ids_file.empty()) {
     check(o.prompt.empty() && o.file.empty(), "give either --ids or a text prompt (-p/-f), not both");
     check(!o.chat && o.chat_template.empty() && o.system.empty(),
           "--chat, --chat-template and --system apply to a text prompt, not to --ids");
+    check(o.question.empty() && o.question_file.empty(),
+          "--question applies to a text prompt, not to --ids");
     prompt = read_npy_ids(o.ids_file);
     check(!prompt.empty(), "'{}' holds no token ids", o.ids_file);
   } else {
@@ -60,26 +91,63 @@ int run(const RunOptions& o) {
           "the model '{}' has no tokenizer: give one with --tokenizer, or token ids with --ids",
           o.mo.model);
     std::string text = prompt_text(o.prompt, o.file);
-    if (o.chat || !o.chat_template.empty()) text = chat_prompt(o, *tok, text);
-    else check(o.system.empty(), "--system needs --chat or --chat-template");
+    std::string q = o.question_file.empty() ? o.question : prompt_text("", o.question_file);
+    check(o.question.empty() || o.question_file.empty(), "give --question or --question-file, not both");
+    // Query-aware: the question is part of what gets compressed. Otherwise
+    // the context is cut first and the question appended after (kvpress).
+    const size_t context_len = o.query_aware ? text.size() + q.size() : text.size();
+    text += q;
+    std::string tail;
+    if (o.chat || !o.chat_template.empty()) {
+      const std::string user = text;
+      text = chat_prompt(o, *tok, user);
+      // Split the chat text where the context ends (the rest: question and
+      // the assistant header).
+      const size_t at = text.find(user) + context_len;
+      tail = text.substr(at);
+      text.resize(at);
+    } else {
+      check(o.system.empty(), "--system needs --chat or --chat-template");
+      tail = text.substr(context_len);
+      text.resize(context_len);
+    }
     prompt = tok->encode(text, tok->spec().add_bos && !o.no_bos);
+    if (!tail.empty()) question = tok->encode(tail, false);
     if (prompt.empty()) {
       check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
       prompt.push_back(tok->bos());
     }
   }
-  const int64_t n_ctx_limit = int64_t(prompt.size()) + o.n_predict;
+  const int64_t n_ctx_limit = int64_t(prompt.size() + question.size()) + o.n_predict;
   if (model->config().n_ctx_train > 0 && n_ctx_limit > model->config().n_ctx_train)
     std::fprintf(stderr, "kvsieve: warning: %lld tokens exceed the model's training context (%lld)\n",
                  (long long)n_ctx_limit, (long long)model->config().n_ctx_train);
 
   ThreadPool pool(o.mo.threads);
   Session s(*model, pool);
+  const ModelConfig& mc = model->config();
+  Evictor ev(eviction_config(o), AttnGeometry{mc.n_layer, mc.n_head, mc.n_head_kv, mc.head_dim});
+  check(ev.active() || o.dump_kept.empty(), "--dump-kept needs an eviction method (--kv)");
+  if (ev.active()) s.set_observer([&ev](const QueryEvent& e) { ev.observe(e); });
   GenerateParams gp;
   gp.n_predict = o.n_predict;
   gp.n_batch = o.n_batch;
   gp.sampler = o.sp;
   gp.stop_at_eog = !o.ignore_eos;
+  gp.question = question;
+  if (ev.active()) {
+    gp.evictor = &ev;
+    gp.on_evicted = [&](const EvictionReport& r) {
+      int64_t kept = 0;
+      for (const auto& k : r.kept.keep) kept += int64_t(k.size());
+      std::fprintf(stderr,
+                   "kvsieve: kv %s (%s, %s): %lld prompt tokens, kept %.1f per head on average\n",
+                   ev.policy().spec.c_str(), granularity_name(ev.config().granularity),
+                   ev.config().budget.describe().c_str(), (long long)r.n_rows_before,
+                   double(kept) / double(r.kept.keep.size()));
+      if (!o.dump_kept.empty()) write_file_atomic(o.dump_kept, kept_to_json(ev, r));
+    };
+  }
   int32_t prev = prompt.back();
   const bool text_out = tok && !o.print_ids;
   GenerateStats st;
@@ -106,6 +174,15 @@ int run(const RunOptions& o) {
                (long long)st.n_generated,
                st.decode_seconds > 0 ? double(st.n_decode_steps) / st.decode_seconds : 0.0,
                pool.size());
+  if (st.evicted)
+    std::fprintf(stderr,
+                 "kvsieve: KV cache %s before the cut, %s after; compression %.4f s (%.1f%% of "
+                 "prefill)%s\n",
+                 human_bytes(double(st.kv_bytes_before)).c_str(),
+                 human_bytes(double(st.kv_bytes_after)).c_str(), st.compress_seconds,
+                 st.prefill_seconds > 0 ? 100.0 * st.compress_seconds / st.prefill_seconds : 0.0,
+                 st.n_recuts ? fmt::format("; {} re-selections while decoding", st.n_recuts).c_str()
+                             : "");
   std::fprintf(stderr, "kvsieve: KV cache %s for %d positions; peak memory (RSS) %s\n",
                human_bytes(double(st.kv_bytes)).c_str(), s.n_past(),
                human_bytes(double(peak_rss_bytes())).c_str());
@@ -115,7 +192,7 @@ int run(const RunOptions& o) {
 KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "Generate text from a prompt (prints figures on stderr)");
-  o->mo.add_to(sub);
+  o->mo.add_to(sub, /*need_model=*/false);  // `--kv help` needs none
   sub->add_option("-p,--prompt", o->prompt, "Prompt text (empty: start from BOS)");
   sub->add_option("-f,--file", o->file, "Read the prompt from a file")->check(CLI::ExistingFile);
   sub->add_option("--ids", o->ids_file, "Prompt as token ids: an int32 .npy file")
@@ -144,6 +221,34 @@ KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("--chat-template", o->chat_template,
                   "Chat format by name, implies --chat: llama2, llama3, mistral, chatml (qwen2)");
   sub->add_option("--system", o->system, "System message for --chat");
+  sub->add_option("--question", o->question,
+                  "Question appended after the prompt; the prompt (context) is compressed before "
+                  "the question is read, unless --query-aware");
+  sub->add_option("--question-file", o->question_file, "Read the question from a file")
+      ->check(CLI::ExistingFile);
+  sub->add_flag("--query-aware", o->query_aware,
+                "Compress context and question together (the question's queries judge the context)");
+  sub->add_option("--kv", o->kv,
+                  "KV eviction method after the prompt, METHOD[:key=value,...]; 'help' lists them")
+      ->capture_default_str();
+  sub->add_option("--kv-preset", o->kv_preset, "Defaults of a reference library: kvpress, kvcache-factory")
+      ->check(CLI::IsMember({"kvpress", "kvcache-factory"}));
+  auto* budget = sub->add_option("--kv-budget", o->kv_budget,
+                                 "Tokens each head keeps, the protected window included")
+                     ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  sub->add_option("--kv-ratio", o->kv_ratio, "Fraction of the prompt's tokens removed, in (0, 1)")
+      ->excludes(budget);
+  sub->add_option("--kv-granularity", o->granularity,
+                  "kv-head (memory shrinks under GQA) or query-head (K/V copied per query head, as "
+                  "the LAQ and KVCache-Factory code); default kv-head, query-head with "
+                  "--kv-preset kvcache-factory")
+      ->check(CLI::IsMember({"kv-head", "query-head"}));
+  sub->add_option("--kv-decode-every", o->decode_every,
+                  "While decoding, cut each head back to its budget every N new tokens (0 = never)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  sub->add_option("--dump-kept", o->dump_kept,
+                  "Write the positions each layer and head kept (JSON) after the cut");
   sub->add_flag("--print-ids", o->print_ids, "Print generated token ids instead of text");
   return [o] { return run(*o); };
 });

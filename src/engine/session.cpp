@@ -31,7 +31,7 @@ const std::vector<float>& Session::prefill(const std::vector<int32_t>& ids, int6
     batch.all_logits = all != nullptr;
     const bool last = b + size_t(n) == ids.size();
     batch.logits = last || all;
-    fwd_.run(batch, cache_, chunk_logits_);
+    fwd_.run(batch, cache_, chunk_logits_, observer_);
     n_past_ += int32_t(n);
     if (all) std::copy(chunk_logits_.begin(), chunk_logits_.end(), all->begin() + b * size_t(V));
   }
@@ -44,7 +44,7 @@ const std::vector<float>& Session::decode(int32_t id) {
   batch.ids = &id;
   batch.n = 1;
   batch.pos0 = n_past_;
-  fwd_.run(batch, cache_, logits_);
+  fwd_.run(batch, cache_, logits_, observer_);
   ++n_past_;
   return logits_;
 }
@@ -64,6 +64,22 @@ std::vector<int32_t> generate(Session& s, const std::vector<int32_t>& prompt,
   const std::vector<float>* logits = &s.prefill(prompt, p.n_batch);
   auto t1 = clock::now();
   st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  if (p.evictor && p.evictor->active()) {
+    const EvictionReport r = p.evictor->compress(s.cache());
+    st.evicted = true;
+    st.compress_seconds = r.seconds;
+    st.kv_bytes_before = r.kv_bytes_before;
+    st.kv_bytes_after = r.kv_bytes_after;
+    if (p.on_evicted) p.on_evicted(r);
+    t1 = clock::now();  // decode time starts after the cut
+  }
+  if (!p.question.empty()) {
+    const auto tq = clock::now();
+    logits = &s.prefill(p.question, p.n_batch);
+    st.n_question = int64_t(p.question.size());
+    t1 = clock::now();
+    st.prefill_seconds += std::chrono::duration<double>(t1 - tq).count();
+  }
   for (int64_t i = 0; i < p.n_predict; ++i) {
     const int32_t next = sampler.sample(logits->data(), V);
     if (p.stop_at_eog && tok && tok->is_eog(next)) break;
@@ -72,10 +88,11 @@ std::vector<int32_t> generate(Session& s, const std::vector<int32_t>& prompt,
     if (i + 1 == p.n_predict) break;  // no need to run the last token
     logits = &s.decode(next);
     ++st.n_decode_steps;
+    if (p.evictor && p.evictor->after_decode(s.cache())) ++st.n_recuts;
   }
   st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
   st.n_generated = int64_t(out.size());
-  st.kv_bytes = s.cache().bytes();
+  st.kv_bytes = s.cache().kv_bytes();
   if (stats) *stats = st;
   return out;
 }

@@ -11,6 +11,7 @@
 #include "kv/kv_cache.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "kv/evictor.h"
 #include "model/sampler.h"
 
 namespace kvsieve {
@@ -30,12 +31,16 @@ class Session {
   const KvCache& cache() const { return cache_; }
   KvCache& cache() { return cache_; }
   const Model& model() const { return m_; }
+  // Called with every layer's queries of every batch (prefill and decode),
+  // e.g. Evictor::observe; null to stop.
+  void set_observer(QueryObserver obs) { observer_ = std::move(obs); }
   void reset();
 
  private:
   const Model& m_;
   Forward fwd_;
   KvCache cache_;
+  QueryObserver observer_;
   int32_t n_past_ = 0;
   std::vector<float> logits_;
   std::vector<float> chunk_logits_;
@@ -46,6 +51,14 @@ struct GenerateParams {
   int64_t n_batch = 256;     // prefill chunk
   SamplerParams sampler;
   bool stop_at_eog = true;   // stop at end-of-generation tokens
+  // KV eviction (null: none). The prompt is prefilled, then the cache is cut;
+  // `question` tokens, if any, are prefilled after the cut (query-agnostic);
+  // decoding then runs on the kept rows. The session must observe through
+  // the evictor (Session::set_observer) while the prompt runs.
+  Evictor* evictor = nullptr;
+  std::vector<int32_t> question;
+  // Called once after the cut, with what was kept.
+  std::function<void(const EvictionReport&)> on_evicted;
 };
 
 struct GenerateStats {
@@ -54,7 +67,13 @@ struct GenerateStats {
   int64_t n_decode_steps = 0;  // single-token forward passes run
   double prefill_seconds = 0;
   double decode_seconds = 0;
-  size_t kv_bytes = 0;       // held after the last step
+  size_t kv_bytes = 0;       // K/V bytes held after the last step
+  // With an evictor: the cut after the prompt.
+  bool evicted = false;
+  double compress_seconds = 0;
+  size_t kv_bytes_before = 0, kv_bytes_after = 0;
+  int64_t n_question = 0;
+  int64_t n_recuts = 0;      // decode-time re-selections
 };
 
 // Prefills `prompt` then samples up to n_predict tokens, calling on_token for

@@ -8,6 +8,7 @@
 
 #include "core/thread_pool.h"
 #include "kv/kv_cache.h"
+#include "kv/probes.h"
 #include "backend/cpu/rope.h"
 #include "model/model.h"
 
@@ -22,18 +23,7 @@ struct Batch {
   bool logits = true;            // false: no output projection at all
 };
 
-// Observes per-layer post-RoPE queries (probe sources for eviction). Called
-// after the batch's keys and values were appended to `cache`, before the
-// batch attends, so an observer may score the queries against the cache.
-//   q: [n, n_head * head_dim] of the batch's tokens at positions pos0 .. pos0+n-1
-struct QueryEvent {
-  int64_t layer;
-  const float* q;
-  int64_t n;
-  int32_t pos0;
-  const KvCache& cache;
-};
-using QueryObserver = std::function<void(const QueryEvent&)>;
+
 
 class Forward {
  public:
