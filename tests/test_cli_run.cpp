@@ -51,3 +51,47 @@ TEST(CliRun, ChatPromptIsTheFormattedConversation) {
 
 }  // namespace
 }  // namespace kvsieve
+
+namespace kvsieve {
+namespace {
+
+// Query-agnostic (default with --question): the context alone is cut, the
+// question is read after. Query-aware: context and question are cut together.
+TEST(CliRun, QuestionAfterTheCutOrInsideIt) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  testing::TempDir d;
+  const std::string src = testing::shared_data() + "/stories260K", model = d.file("s.gguf");
+  auto r = testing::run_kvsieve("convert --llama2c " + q(src + "/stories260K.bin") +
+                                " --tokenizer " + q(src + "/tok512.bin") + " -o " + q(model));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string context =
+      "Once upon a time, there was a little girl named Lily. She loved to play outside in the "
+      "park with her red ball. One day, her ball rolled into the pond and she was sad.";
+  const std::string question = " Where did the ball go?";
+  auto run = [&](const std::string& extra) {
+    const std::string dump = d.file("kept.json");
+    auto res = testing::run_kvsieve("run -m " + q(model) + " -p " + q(context) + " --question " +
+                                    q(question) + " -n 4 --kv snapkv:window=8 --kv-budget 24 " +
+                                    extra + " --dump-kept " + q(dump));
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    return std::make_pair(res, testing::read_file(dump));
+  };
+  const auto [agnostic, kept_a] = run("");
+  const auto [aware, kept_b] = run("--query-aware");
+  const int64_t n_ctx = reported_prompt_tokens(agnostic.err);
+  const int64_t n_all = reported_prompt_tokens(aware.err);
+  // Context + question are the tokens of the whole text either way; the cut
+  // saw only the context without --query-aware.
+  auto tok = Tokenizer::create(load_vocab_file(model));
+  const int64_t n_question = int64_t(tok->encode(context + question, true).size()) -
+                             int64_t(tok->encode(context, true).size());
+  EXPECT_EQ(n_ctx, n_all);
+  EXPECT_GT(n_question, 3);
+  EXPECT_NE(kept_a.find("\"prompt_tokens\":" + std::to_string(n_all - n_question)), std::string::npos)
+      << "question tokens must come after the cut: " << kept_a.substr(0, 300);
+  EXPECT_NE(kept_b.find("\"prompt_tokens\":" + std::to_string(n_all)), std::string::npos)
+      << kept_b.substr(0, 300);
+}
+
+}  // namespace
+}  // namespace kvsieve

@@ -22,7 +22,7 @@ KeepSets run_method(const Model& m, const std::vector<int32_t>& ids, const Evict
                     EvictionReport* rep = nullptr) {
   ThreadPool pool(2);
   Session s(m, pool);
-  Evictor ev(cfg, attn_geometry(m));
+  Evictor ev(cfg, attn_geometry(m), &pool);
   s.set_observer([&](const QueryEvent& e) { ev.observe(e); });
   s.prefill(ids, 64);
   EvictionReport r = ev.compress(s.cache());

@@ -111,8 +111,18 @@ int run(const RunOptions& o) {
       tail = text.substr(context_len);
       text.resize(context_len);
     }
-    prompt = tok->encode(text, tok->spec().add_bos && !o.no_bos);
-    if (!tail.empty()) question = tok->encode(tail, false);
+    const bool bos = tok->spec().add_bos && !o.no_bos;
+    prompt = tok->encode(text + tail, bos);
+    if (!tail.empty()) {
+      // The whole text is tokenized once (so context + question are the
+      // tokens of the full prompt); the cut goes where the context's own
+      // tokens stop matching, one token early if a merge spans the boundary.
+      const std::vector<int32_t> ctx = tok->encode(text, bos);
+      size_t k = 0;
+      while (k < ctx.size() && k < prompt.size() && ctx[k] == prompt[k]) ++k;
+      question.assign(prompt.begin() + int64_t(k), prompt.end());
+      prompt.resize(k);
+    }
     if (prompt.empty()) {
       check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
       prompt.push_back(tok->bos());
@@ -126,7 +136,8 @@ int run(const RunOptions& o) {
   ThreadPool pool(o.mo.threads);
   Session s(*model, pool);
   const ModelConfig& mc = model->config();
-  Evictor ev(eviction_config(o), AttnGeometry{mc.n_layer, mc.n_head, mc.n_head_kv, mc.head_dim});
+  Evictor ev(eviction_config(o), AttnGeometry{mc.n_layer, mc.n_head, mc.n_head_kv, mc.head_dim},
+             &pool);
   check(ev.active() || o.dump_kept.empty(), "--dump-kept needs an eviction method (--kv)");
   if (ev.active()) s.set_observer([&ev](const QueryEvent& e) { ev.observe(e); });
   GenerateParams gp;
@@ -166,11 +177,14 @@ int run(const RunOptions& o) {
            &st);
   std::printf("\n");
   std::fflush(stdout);
+  const int64_t n_in = st.n_prompt + st.n_question;
+  const std::string parts =
+      st.n_question ? fmt::format(" (context {} + question {})", st.n_prompt, st.n_question) : "";
   std::fprintf(stderr,
-               "kvsieve: prompt %lld tokens, prefill %.3f s (%.1f tokens/s); generated %lld tokens, "
-               "decode %.1f tokens/s; threads %d\n",
-               (long long)st.n_prompt, st.prefill_seconds,
-               st.prefill_seconds > 0 ? double(st.n_prompt) / st.prefill_seconds : 0.0,
+               "kvsieve: prompt %lld tokens%s, prefill %.3f s (%.1f tokens/s); generated %lld "
+               "tokens, decode %.1f tokens/s; threads %d\n",
+               (long long)n_in, parts.c_str(), st.prefill_seconds,
+               st.prefill_seconds > 0 ? double(n_in) / st.prefill_seconds : 0.0,
                (long long)st.n_generated,
                st.decode_seconds > 0 ? double(st.n_decode_steps) / st.decode_seconds : 0.0,
                pool.size());

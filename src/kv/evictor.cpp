@@ -16,8 +16,8 @@ const char* granularity_name(Granularity g) {
   return g == Granularity::kKvHead ? "kv-head" : "query-head";
 }
 
-Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo)
-    : cfg_(cfg), geo_(geo), policy_(make_policy(cfg.spec, cfg.preset)) {
+Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool* pool)
+    : cfg_(cfg), geo_(geo), policy_(make_policy(cfg.spec, cfg.preset)), pool_(pool) {
   check(geo.n_layer > 0 && geo.n_head > 0 && geo.n_head_kv > 0 && geo.n_head % geo.n_head_kv == 0,
         "evictor: bad attention geometry");
   check(cfg.decode_every >= 0, "--kv-decode-every must not be negative");
@@ -37,7 +37,7 @@ Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo)
 
 void Evictor::observe(const QueryEvent& e) {
   if (window_) window_->observe(e.layer, e.q, e.n, e.pos0);
-  if (cumulative_) cumulative_->observe(e.layer, e.q, e.n, e.pos0, e.cache);
+  if (cumulative_) cumulative_->observe(e.layer, e.q, e.n, e.pos0, e.cache, pool_);
 }
 
 KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
@@ -63,8 +63,9 @@ KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
   const int64_t n0 = cache.rows(0, 0);
   const std::vector<int64_t> layer_budget =
       layer_keep(cfg_.budget, policy_.alloc, n0, L, prot.window, policy_.beta);
-  std::vector<std::vector<float>> raw, grouped, pooled;
-  for (int64_t l = 0; l < L; ++l) {
+  // Layers are independent: each task scores and selects whole layers.
+  auto plan_layer = [&](int64_t l) {
+    std::vector<std::vector<float>> raw, grouped;
     ScoreInputs in{cache, l, geo_, window_ ? &window_->layer(l) : nullptr, cumulative_.get(),
                    probes ? &(*probes)[size_t(l)] : nullptr, 0};
     policy_.scorer->score(in, raw);
@@ -108,7 +109,21 @@ KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
       for (int64_t r : rows) keep.push_back(kv.pos[r]);
       if (budgets) (*budgets)[size_t(l * S + s)] = std::min(per_head[size_t(s)], kv.n);
     }
-  }
+  };
+  std::vector<std::string> errors(static_cast<size_t>(L));
+  auto run_layers = [&](int64_t begin, int64_t end, int) {
+    for (int64_t l = begin; l < end; ++l) {
+      try {
+        plan_layer(l);
+      } catch (const Error& e) {
+        errors[size_t(l)] = e.what();
+      }
+    }
+  };
+  if (pool_) pool_->parallel_for(L, run_layers);
+  else run_layers(0, L, 0);
+  for (const auto& e : errors)
+    if (!e.empty()) throw Error(e);
   return ks;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kv/budget.h"
 #include "kv/kv_cache.h"
 #include "kv/policy.h"
@@ -42,7 +43,9 @@ struct EvictionReport {
 
 class Evictor {
  public:
-  Evictor(const EvictionConfig& cfg, const AttnGeometry& geo);
+  // pool: threads for scoring (layers in parallel) and for the cumulative
+  // attention H2O records during prefill; null runs on the calling thread.
+  Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool* pool = nullptr);
 
   const Policy& policy() const { return policy_; }
   const EvictionConfig& config() const { return cfg_; }
@@ -72,6 +75,7 @@ class Evictor {
   EvictionConfig cfg_;
   AttnGeometry geo_;
   Policy policy_;
+  ThreadPool* pool_;
   std::unique_ptr<WindowProbes> window_;
   std::unique_ptr<CumulativeAttention> cumulative_;
   std::vector<int64_t> head_budget_;  // after compress, [n_layer * n_stored]

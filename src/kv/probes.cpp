@@ -38,26 +38,30 @@ CumulativeAttention::CumulativeAttention(int64_t n_layer, int64_t n_head, int64_
       sum_(size_t(n_layer * n_head)), count_(size_t(n_layer * n_head)) {}
 
 void CumulativeAttention::observe(int64_t layer, const float* q, int64_t n, int32_t pos0,
-                                  const KvCache& cache) {
+                                  const KvCache& cache, ThreadPool* pool) {
   const int64_t group = n_head_ / cache.n_stored();
-  std::vector<float> p;
-  for (int64_t h = 0; h < n_head_; ++h) {
-    const HeadView kv = cache.head(layer, h / group);
-    auto& sum = sum_[idx(layer, h)];
-    auto& cnt = count_[idx(layer, h)];
-    sum.resize(size_t(kv.n), 0.0f);  // new rows start at 0
-    cnt.resize(size_t(kv.n), 0.0f);
-    p.resize(size_t(kv.n));
-    for (int64_t t = 0; t < n; ++t) {
-      const int32_t qpos = pos0 + int32_t(t);
-      query_attention(q + (t * n_head_ + h) * head_dim_, qpos, kv, head_dim_, p.data());
-      const int64_t seen = std::upper_bound(kv.pos, kv.pos + kv.n, qpos) - kv.pos;
-      for (int64_t j = 0; j < seen; ++j) {
-        sum[size_t(j)] += p[size_t(j)];
-        cnt[size_t(j)] += 1.0f;
+  auto heads = [&](int64_t begin, int64_t end, int) {
+    std::vector<float> p;
+    for (int64_t h = begin; h < end; ++h) {
+      const HeadView kv = cache.head(layer, h / group);
+      auto& sum = sum_[idx(layer, h)];
+      auto& cnt = count_[idx(layer, h)];
+      sum.resize(size_t(kv.n), 0.0f);  // new rows start at 0
+      cnt.resize(size_t(kv.n), 0.0f);
+      p.resize(size_t(kv.n));
+      for (int64_t t = 0; t < n; ++t) {
+        const int32_t qpos = pos0 + int32_t(t);
+        query_attention(q + (t * n_head_ + h) * head_dim_, qpos, kv, head_dim_, p.data());
+        const int64_t seen = std::upper_bound(kv.pos, kv.pos + kv.n, qpos) - kv.pos;
+        for (int64_t j = 0; j < seen; ++j) {
+          sum[size_t(j)] += p[size_t(j)];
+          cnt[size_t(j)] += 1.0f;
+        }
       }
     }
-  }
+  };
+  if (pool) pool->parallel_for(n_head_, heads);
+  else heads(0, n_head_, 0);
 }
 
 void CumulativeAttention::retain(const KeepSets& before, const KeepSets& keep) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "kv/kv_cache.h"
 
 namespace kvsieve {
@@ -60,7 +61,9 @@ class CumulativeAttention {
  public:
   CumulativeAttention(int64_t n_layer, int64_t n_head, int64_t head_dim);
   // After the batch's keys were appended: q [n, n_head*head_dim] at pos0...
-  void observe(int64_t layer, const float* q, int64_t n, int32_t pos0, const KvCache& cache);
+  // Heads run in parallel on `pool` when given.
+  void observe(int64_t layer, const float* q, int64_t n, int32_t pos0, const KvCache& cache,
+               ThreadPool* pool = nullptr);
   // [rows of the head's stored head] for query head h of layer l.
   const std::vector<float>& sum(int64_t l, int64_t h) const { return sum_[idx(l, h)]; }
   const std::vector<float>& count(int64_t l, int64_t h) const { return count_[idx(l, h)]; }
