@@ -5,6 +5,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/npy.h"
+#include "engine/compressor.h"
 #include "engine/session.h"
 #include "core/atomic_file.h"
 #include "kv/kept_dump.h"
@@ -135,11 +136,10 @@ int run(const RunOptions& o) {
 
   ThreadPool pool(o.mo.threads);
   Session s(*model, pool);
-  const ModelConfig& mc = model->config();
-  Evictor ev(eviction_config(o), AttnGeometry{mc.n_layer, mc.n_head, mc.n_head_kv, mc.head_dim},
-             &pool);
+  Compressor comp(eviction_config(o), *model, pool);
+  const Evictor& ev = comp.evictor();
   check(ev.active() || o.dump_kept.empty(), "--dump-kept needs an eviction method (--kv)");
-  if (ev.active()) s.set_observer([&ev](const QueryEvent& e) { ev.observe(e); });
+  if (ev.active()) s.set_observer([&comp](const QueryEvent& e) { comp.observe(e); });
   GenerateParams gp;
   gp.n_predict = o.n_predict;
   gp.n_batch = o.n_batch;
@@ -147,7 +147,7 @@ int run(const RunOptions& o) {
   gp.stop_at_eog = !o.ignore_eos;
   gp.question = question;
   if (ev.active()) {
-    gp.evictor = &ev;
+    gp.evictor = &comp;
     gp.on_evicted = [&](const EvictionReport& r) {
       int64_t kept = 0;
       for (const auto& k : r.kept.keep) kept += int64_t(k.size());
@@ -191,10 +191,16 @@ int run(const RunOptions& o) {
   if (st.evicted)
     std::fprintf(stderr,
                  "kvsieve: KV cache %s before the cut, %s after; compression %.4f s (%.1f%% of "
-                 "prefill)%s\n",
+                 "prefill)%s%s\n",
                  human_bytes(double(st.kv_bytes_before)).c_str(),
                  human_bytes(double(st.kv_bytes_after)).c_str(), st.compress_seconds,
                  st.prefill_seconds > 0 ? 100.0 * st.compress_seconds / st.prefill_seconds : 0.0,
+                 st.probe_seconds > 0
+                     ? fmt::format("; probes {:.4f} s ({:.1f}% of prefill), peak K/V {}",
+                                   st.probe_seconds, 100.0 * st.probe_seconds / st.prefill_seconds,
+                                   human_bytes(double(st.peak_kv_bytes)))
+                           .c_str()
+                     : "",
                  st.n_recuts ? fmt::format("; {} re-selections while decoding", st.n_recuts).c_str()
                              : "");
   std::fprintf(stderr, "kvsieve: KV cache %s for %d positions; peak memory (RSS) %s\n",

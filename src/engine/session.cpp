@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "engine/compressor.h"
 
 namespace kvsieve {
 
@@ -64,16 +65,23 @@ std::vector<int32_t> generate(Session& s, const std::vector<int32_t>& prompt,
   const std::vector<float>* logits = &s.prefill(prompt, p.n_batch);
   auto t1 = clock::now();
   st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  // A token chosen before the cut (LAQ decodes ahead from it) is the first
+  // one generated, unless a question is read after the cut.
+  int32_t first = -1;
   if (p.evictor && p.evictor->active()) {
-    const EvictionReport r = p.evictor->compress(s.cache());
+    if (p.evictor->needs_first_token()) first = sampler.sample(logits->data(), V);
+    const EvictionReport r = p.evictor->compress(s, first);
     st.evicted = true;
     st.compress_seconds = r.seconds;
+    st.probe_seconds = r.probe_seconds;
+    st.peak_kv_bytes = r.peak_kv_bytes;
     st.kv_bytes_before = r.kv_bytes_before;
     st.kv_bytes_after = r.kv_bytes_after;
     if (p.on_evicted) p.on_evicted(r);
     t1 = clock::now();  // decode time starts after the cut
   }
   if (!p.question.empty()) {
+    first = -1;
     const auto tq = clock::now();
     logits = &s.prefill(p.question, p.n_batch);
     st.n_question = int64_t(p.question.size());
@@ -81,7 +89,7 @@ std::vector<int32_t> generate(Session& s, const std::vector<int32_t>& prompt,
     st.prefill_seconds += std::chrono::duration<double>(t1 - tq).count();
   }
   for (int64_t i = 0; i < p.n_predict; ++i) {
-    const int32_t next = sampler.sample(logits->data(), V);
+    const int32_t next = i == 0 && first >= 0 ? first : sampler.sample(logits->data(), V);
     if (p.stop_at_eog && tok && tok->is_eog(next)) break;
     out.push_back(next);
     if (on_token && !on_token(next)) break;

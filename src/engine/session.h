@@ -46,6 +46,8 @@ class Session {
   std::vector<float> chunk_logits_;
 };
 
+class Compressor;
+
 struct GenerateParams {
   int64_t n_predict = 128;   // new tokens at most
   int64_t n_batch = 256;     // prefill chunk
@@ -55,7 +57,7 @@ struct GenerateParams {
   // `question` tokens, if any, are prefilled after the cut (query-agnostic);
   // decoding then runs on the kept rows. The session must observe through
   // the evictor (Session::set_observer) while the prompt runs.
-  Evictor* evictor = nullptr;
+  Compressor* evictor = nullptr;
   std::vector<int32_t> question;
   // Called once after the cut, with what was kept.
   std::function<void(const EvictionReport&)> on_evicted;
@@ -74,6 +76,8 @@ struct GenerateStats {
   size_t kv_bytes_before = 0, kv_bytes_after = 0;
   int64_t n_question = 0;
   int64_t n_recuts = 0;      // decode-time re-selections
+  double probe_seconds = 0;  // LAQ lookahead / Judge Q soft tokens
+  size_t peak_kv_bytes = 0;  // K/V bytes held at once during the cut
 };
 
 // Prefills `prompt` then samples up to n_predict tokens, calling on_token for

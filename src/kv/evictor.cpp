@@ -23,6 +23,9 @@ Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool*
   check(cfg.decode_every >= 0, "--kv-decode-every must not be negative");
   if (!active()) return;
   validate(cfg.budget);
+  check(cfg.decode_every == 0 || !policy_.scorer->needs_probes(),
+        "{}: --kv-decode-every is not available (its probes exist only after the prompt)",
+        policy_.method);
   const int64_t prot = policy_.protect.window + policy_.protect.sinks;
   check(cfg.budget.by_ratio() || prot <= cfg.budget.tokens,
         "{}: the protected tokens (window {} + sinks {}) exceed the budget of {} tokens",

@@ -39,6 +39,9 @@ struct EvictionReport {
   int64_t n_rows_before = 0;    // rows of the largest head before
   size_t kv_bytes_before = 0, kv_bytes_after = 0;
   double seconds = 0;           // planning and compaction
+  // Filled by the engine when a probe source ran (LAQ, Judge Q):
+  double probe_seconds = 0;     // lookahead decoding / soft tokens
+  size_t peak_kv_bytes = 0;     // K/V bytes held at once, temporary caches included
 };
 
 class Evictor {

@@ -102,6 +102,15 @@ void KvCache::retain(const KeepSets& keep) {
   }
 }
 
+void KvCache::erase_from(int32_t pos) {
+  for (auto& h : heads_) {
+    const size_t n = size_t(std::lower_bound(h.pos.begin(), h.pos.end(), pos) - h.pos.begin());
+    h.pos.resize(n);
+    h.k.resize(n * size_t(geo_.head_dim));
+    h.v.resize(n * size_t(geo_.head_dim));
+  }
+}
+
 KeepSets KvCache::positions() const {
   KeepSets ks;
   ks.n_layer = geo_.n_layer;

@@ -76,6 +76,9 @@ class KvCache {
   // position the head does not hold, an unsorted list or a shape mismatch
   // throws Error and leaves the cache as it was.
   void retain(const KeepSets& keep);
+  // Drops every row at position >= pos in every head (e.g. soft tokens that
+  // were only run to read their queries).
+  void erase_from(int32_t pos);
   // The positions every head holds now, as KeepSets.
   KeepSets positions() const;
 

@@ -70,6 +70,13 @@ double MethodParams::get_real(const std::string& key, double def, double lo, dou
   return v;
 }
 
+std::string MethodParams::get_string(const std::string& key, const std::string& def) {
+  std::string v = def;
+  if (const std::string* s = find(key)) v = *s;
+  resolved_[key] = v;
+  return v;
+}
+
 std::string MethodParams::get_choice(const std::string& key, const std::string& def,
                                      const std::vector<std::string>& choices) {
   std::string v = def;

@@ -20,6 +20,7 @@ class MethodParams {
 
   int64_t get_int(const std::string& key, int64_t def, int64_t lo, int64_t hi);
   double get_real(const std::string& key, double def, double lo, double hi);
+  std::string get_string(const std::string& key, const std::string& def);
   // One of `choices`.
   std::string get_choice(const std::string& key, const std::string& def,
                          const std::vector<std::string>& choices);

@@ -1,6 +1,7 @@
 // The method registry, the presets of the reference libraries, and spec parsing.
 #include "kv/policy.h"
 
+#include <algorithm>
 #include <map>
 
 #include "core/error.h"
@@ -20,6 +21,8 @@ const std::map<std::string, Shared>& shared_defaults() {
       {"snapkv", {32, 0, 7, "max"}}, {"h2o", {32, 0, 1, "none"}},
       {"tova", {1, 0, 1, "none"}},   {"knorm", {0, 0, 1, "none"}},
       {"random", {0, 0, 1, "none"}}, {"streamingllm", {0, 4, 1, "none"}},
+      {"laq", {0, 0, 7, "max"}},     {"laq++", {8, 0, 7, "max"}},
+      {"judgeq", {0, 0, 7, "max"}},
   };
   return d;
 }
@@ -77,19 +80,35 @@ void read_shared(MethodParams& p, const std::string& method, Policy& out) {
 
 Policy build(MethodParams& p, std::string_view preset, bool top_level);
 
-void wrap_base(MethodParams& p, std::string_view preset, Policy& out, const char* self) {
-  const std::string base = p.get_choice("base", "snapkv", {"snapkv", "h2o", "tova", "knorm",
-                                                           "random", "streamingllm"});
+// pyramidkv / adakv: the base method's policy with another allocation.
+Policy wrap_base(MethodParams& p, std::string_view preset) {
+  const std::string base =
+      p.get_choice("base", "snapkv", {"snapkv", "h2o", "tova", "knorm", "random", "streamingllm",
+                                      "laq", "laq++", "judgeq"});
   MethodParams rest = p.forward_rest(base);
   Policy b = build(rest, preset, false);
   rest.finish();
-  out.scorer = std::move(b.scorer);
-  out.protect = b.protect;
-  out.kernel = b.kernel;
-  out.pool = b.pool;
-  out.gqa = b.gqa;
-  out.gqa_first = b.gqa_first;
-  out.spec = rest.canonical();  // the base's settings, prefixed by the caller
+  return b;
+}
+
+// "snapkv/window=32/kernel=7" -> "snapkv:window=32,kernel=7" (a spec inside a spec).
+std::string nested_spec(std::string s) {
+  const size_t slash = s.find('/');
+  if (slash == std::string::npos) return s;
+  s[slash] = ':';
+  std::replace(s.begin() + int64_t(slash), s.end(), '/', ',');
+  return s;
+}
+
+void build_laq(MethodParams& p, Policy& o) {
+  o.probe_source = "lookahead";
+  o.lookahead = p.get_int("n", 8, 0, 4096);
+  o.stage1_spec = nested_spec(p.get_string("stage1", "snapkv/window=32/kernel=7/pool=max"));
+  const Policy stage1 = make_policy(o.stage1_spec);
+  check(stage1.scorer && stage1.probe_source.empty(),
+        "{}: stage1 must be a method that cuts on its own (e.g. snapkv), got '{}'", o.method,
+        o.stage1_spec);
+  o.scorer = make_probe_attention_scorer(o.protect.window);
 }
 
 const std::vector<MethodInfo>& registry() {
@@ -116,6 +135,23 @@ const std::vector<MethodInfo>& registry() {
        nullptr},
       {"tova", "attention of the last prompt query averaged over all heads", {},
        [](MethodParams&, Policy& o) { o.scorer = make_tova_scorer(); }},
+      {"laq", "Lookahead Q-Cache: queries of a few greedy steps decoded on a cut copy of the cache",
+       {"n=8  lookahead steps (stop early at end of generation)",
+        "stage1=snapkv/window=32/kernel=7/pool=max  method that cuts the copy ('/' for ',')"},
+       build_laq},
+      {"laq++", "LAQ plus the last `window` prompt queries (window=8)",
+       {"n=8  lookahead steps", "stage1=snapkv/window=32/kernel=7/pool=max  as for laq"},
+       build_laq},
+      {"judgeq", "Judge Q: queries of trained soft tokens appended after the prompt",
+       {"soft=FILE  soft-token GGUF (kvsieve judgeq-init)",
+        "check=1  0: accept soft tokens made for other weights of the same shape (e.g. a quantized copy)"},
+       [](MethodParams& p, Policy& o) {
+         o.probe_source = "soft-tokens";
+         o.soft_path = p.get_string("soft", "");
+         check(!o.soft_path.empty(), "judgeq needs soft=FILE (a soft-token GGUF)");
+         o.soft_check = p.get_int("check", 1, 0, 1) != 0;
+         o.scorer = make_probe_attention_scorer(o.protect.window);
+       }},
       {"knorm", "keys with the smallest L2 norm", {},
        [](MethodParams&, Policy& o) { o.scorer = make_knorm_scorer(); }},
       {"random", "uniformly random tokens (a floor for the others)",
@@ -144,18 +180,25 @@ Policy build(MethodParams& p, std::string_view preset, bool top_level) {
   out.method = name;
   if (name == "full") return out;
   if (name == "pyramidkv" || name == "adakv") {
-    out.alloc = name == "pyramidkv" ? Allocation::kPyramid : Allocation::kAdaKV;
-    if (name == "pyramidkv") out.beta = p.get_real("beta", 20, 1, 1e6);
+    double beta = 20, floor = 0.2;
+    std::string variant = "kvpress";
+    if (name == "pyramidkv") beta = p.get_real("beta", 20, 1, 1e6);
     if (name == "adakv") {
-      out.floor = p.get_real("floor", 0.2, 0, 1);
-      out.ada_variant = p.get_choice("variant", "kvpress", {"kvpress", "kvcache-factory"});
+      floor = p.get_real("floor", 0.2, 0, 1);
+      variant = p.get_choice("variant", "kvpress", {"kvpress", "kvcache-factory"});
     }
     const std::string own = p.canonical();  // read before the base takes the rest
-    wrap_base(p, preset, out, name.c_str());
-    out.spec = own + (own.find(':') == std::string::npos ? ":" : ",") + "base=" + out.spec;
-    return out;
+    Policy b = wrap_base(p, preset);
+    b.alloc = name == "pyramidkv" ? Allocation::kPyramid : Allocation::kAdaKV;
+    b.beta = beta;
+    b.floor = floor;
+    b.ada_variant = variant;
+    b.method = name;
+    b.spec = own + (own.find(':') == std::string::npos ? ":" : ",") + "base=" + b.spec;
+    return b;
   }
   read_shared(p, name, out);
+  out.method = name;
   info->build(p, out);
   out.spec = p.canonical();
   return out;

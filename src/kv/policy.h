@@ -34,6 +34,15 @@ struct Policy {
   double beta = 20;                // PyramidKV
   double floor = 0.2;              // Ada-KV safeguard share of a head's budget
   std::string ada_variant = "kvpress";  // "kvpress" or "kvcache-factory"
+  // Probes from a source that runs the model (the engine provides it):
+  //   "lookahead":   LAQ, `lookahead` greedy steps on a copy of the cache cut
+  //                  by `stage1_spec` (a method spec) to the same budget;
+  //   "soft-tokens": Judge Q, the soft embeddings in `soft_path`.
+  std::string probe_source;
+  int64_t lookahead = 8;
+  std::string stage1_spec;
+  std::string soft_path;
+  bool soft_check = true;  // soft tokens must carry this model's fingerprint
 };
 
 // A method in the registry.

@@ -27,11 +27,16 @@ struct QueryEvent {
 using QueryObserver = std::function<void(const QueryEvent&)>;
 
 // Queries of one layer:
-//   q   [n, n_head * head_dim]  post-RoPE, row t is the token at pos[t]
+//   q   [n, n_head * head_dim]     post-RoPE, row t is the token at pos[t]
 //   pos [n]
+//   k   [n, n_head_kv * head_dim]  optional: the probes' own keys, when the
+//       probe tokens are not in the cache (Judge Q's soft tokens). Each probe
+//       then attends over the cache rows and, causally, over these keys, as
+//       it did in the forward pass; only the cache rows get scores.
 struct ProbeBlock {
   std::vector<float> q;
   std::vector<int32_t> pos;
+  std::vector<float> k;
   int64_t n() const { return int64_t(pos.size()); }
 };
 

@@ -22,19 +22,37 @@ void query_attention(const float* q, int32_t qpos, const HeadView& kv, int64_t h
 void probe_attention(const ProbeBlock& probes, const KvCache& cache, int64_t layer,
                      int64_t n_head, int64_t head_dim, Reduce over_probes,
                      std::vector<std::vector<float>>& out) {
-  const int64_t S = cache.n_stored();
+  const int64_t S = cache.n_stored(), KV = cache.geometry().n_head_kv;
   check(n_head % S == 0, "probe_attention: {} query heads over {} stored heads", n_head, S);
   const int64_t group = n_head / S, np = probes.n();
+  const bool own = !probes.k.empty();
+  check(!own || int64_t(probes.k.size()) == np * KV * head_dim,
+        "probe_attention: probe keys do not match the probes");
   out.resize(size_t(n_head));
   std::vector<float> p;
   for (int64_t h = 0; h < n_head; ++h) {
-    const HeadView kv = cache.head(layer, h / group);
+    const int64_t s = h / group;
+    const HeadView kv = cache.head(layer, s);
     auto& o = out[size_t(h)];
     o.assign(size_t(kv.n), 0.0f);  // probabilities are >= 0, so 0 also starts a max
-    p.resize(size_t(kv.n));
+    p.resize(size_t(kv.n + (own ? np : 0)));
     for (int64_t t = 0; t < np; ++t) {
-      query_attention(probes.q.data() + (t * n_head + h) * head_dim, probes.pos[size_t(t)], kv,
-                      head_dim, p.data());
+      const float* q = probes.q.data() + (t * n_head + h) * head_dim;
+      if (!own) {
+        query_attention(q, probes.pos[size_t(t)], kv, head_dim, p.data());
+      } else {
+        // One row of scores: cache rows visible to the probe, then the
+        // probes' own keys up to itself; softmax over all of them.
+        const int32_t qpos = probes.pos[size_t(t)];
+        const int64_t n = std::upper_bound(kv.pos, kv.pos + kv.n, qpos) - kv.pos;
+        const int64_t g = s / cache.geometry().repeat;
+        dot_rows_f32(q, kv.k, n, head_dim, head_dim, p.data());
+        dot_rows_f32(q, probes.k.data() + g * head_dim, t + 1, KV * head_dim, head_dim,
+                     p.data() + n);
+        scale_f32(p.data(), 1.0f / std::sqrt(float(head_dim)), n + t + 1);
+        softmax_inplace(p.data(), n + t + 1);
+        std::fill(p.begin() + n, p.begin() + kv.n, 0.0f);
+      }
       if (over_probes == Reduce::kMax)
         for (int64_t j = 0; j < kv.n; ++j) o[size_t(j)] = std::max(o[size_t(j)], p[size_t(j)]);
       else

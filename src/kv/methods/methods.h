@@ -9,6 +9,9 @@ namespace kvsieve {
 
 // SnapKV: mean attention of the last `window` prompt queries (each causal).
 std::unique_ptr<Scorer> make_window_attention_scorer(int64_t window);
+// LAQ / Judge Q: attention of external probes (ScoreInputs::probes) plus
+// the last `window` prompt queries, summed.
+std::unique_ptr<Scorer> make_probe_attention_scorer(int64_t window);
 // H2O: attention summed over all queries so far; normalize divides each row
 // by the number of queries that saw it (kvpress's ObservedAttentionPress).
 std::unique_ptr<Scorer> make_cumulative_attention_scorer(bool normalize);
