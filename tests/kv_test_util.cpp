@@ -53,6 +53,17 @@ std::vector<int32_t> kv_test_ids(const std::string& name, int64_t n) {
   return ids;
 }
 
+std::string model_param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string s = info.param;
+  for (char& c : s)
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
 AttnGeometry attn_geometry(const Model& m) {
   const ModelConfig& c = m.config();
   return {c.n_layer, c.n_head, c.n_head_kv, c.head_dim};

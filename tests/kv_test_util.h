@@ -22,6 +22,22 @@ const Model& kv_test_model(const std::string& name);  // cached per test binary
 std::vector<int32_t> kv_test_ids(const std::string& name, int64_t n);
 AttnGeometry attn_geometry(const Model& m);
 
+// A test over one of kv_test_models(), with `n` prompt ids of it.
+template <int64_t kPromptIds>
+class KvModelTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    model_ = &kv_test_model(GetParam());
+    ids_ = kv_test_ids(GetParam(), kPromptIds);
+  }
+  const Model* model_ = nullptr;
+  std::vector<int32_t> ids_;
+};
+// gtest parameter names: the model name with non-alphanumerics as '_'.
+std::string model_param_name(const ::testing::TestParamInfo<std::string>& info);
+
+int32_t argmax(const std::vector<float>& v);
+
 // Everything the naive references need about one prefill.
 struct Recorded {
   int64_t L, H, KV, hd, n;

@@ -45,7 +45,7 @@ GenRun generate_with(const Model& m, const std::vector<int32_t>& ids, Evictor* e
   if (restore) s.cache().retain(*restore);
   for (int i = 0; i < steps; ++i) {
     const auto& last = r.logits.back();
-    const int32_t next = int32_t(std::max_element(last.begin(), last.end()) - last.begin());
+    const int32_t next = argmax(last);
     r.tokens.push_back(next);
     r.logits.push_back(s.decode(next));
     if (ev) ev->after_decode(s.cache());
@@ -63,15 +63,7 @@ bool bit_identical(const std::vector<std::vector<float>>& a,
   return true;
 }
 
-class KvEviction : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    model_ = &kv_test_model(GetParam());
-    ids_ = kv_test_ids(GetParam(), 160);
-  }
-  const Model* model_ = nullptr;
-  std::vector<int32_t> ids_;
-};
+using KvEviction = KvModelTest<160>;
 
 TEST_P(KvEviction, FullAndBudgetsAbovePromptAreBitIdentical) {
   const GenRun base = generate_with(*model_, ids_, nullptr, 6);
@@ -184,11 +176,11 @@ TEST_P(KvEviction, DecodeTimeBudgetKeepsTheCacheBounded) {
     s.set_observer([&](const QueryEvent& e) { ev.observe(e); });
     const auto& first = s.prefill(ids_, 64);
     ev.compress(s.cache());
-    int32_t next = int32_t(std::max_element(first.begin(), first.end()) - first.begin());
+    int32_t next = argmax(first);
     int cuts = 0;
     for (int i = 0; i < 23; ++i) {
       const auto& lg = s.decode(next);
-      next = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
+      next = argmax(lg);
       cuts += ev.after_decode(s.cache());
       EXPECT_LE(s.cache().max_rows(), 40 + 4) << spec;
       // The newest token is always there (recent window or recency).
@@ -201,12 +193,7 @@ TEST_P(KvEviction, DecodeTimeBudgetKeepsTheCacheBounded) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, KvEviction, ::testing::Values("llama3-f32", "qwen2-f32"),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return s;
-                         });
+                         model_param_name);
 
 TEST(KvCacheRetain, BadKeepSetsLeaveTheCacheUnchanged) {
   KvCache c({2, 2, 4, 1});

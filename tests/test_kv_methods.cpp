@@ -301,12 +301,7 @@ TEST_P(KvMethods, AdaKVKvpressVariant) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, KvMethods, ::testing::ValuesIn(kv_test_models()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return s;
-                         });
+                         model_param_name);
 
 }  // namespace
 }  // namespace kvsieve::testing

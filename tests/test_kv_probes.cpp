@@ -26,10 +26,6 @@ EvictionConfig cfg(const std::string& spec, int64_t tokens,
   return c;
 }
 
-int32_t argmax(const std::vector<float>& v) {
-  return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
 struct Cut {
   EvictionReport report;
   std::vector<int32_t> probe_tokens;
@@ -64,15 +60,7 @@ Cut cut_with(const Model& m, const std::vector<int32_t>& ids, const EvictionConf
   return out;
 }
 
-class KvProbes : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    model_ = &kv_test_model(GetParam());
-    ids_ = kv_test_ids(GetParam(), 180);
-  }
-  const Model* model_ = nullptr;
-  std::vector<int32_t> ids_;
-};
+using KvProbes = KvModelTest<180>;
 
 TEST_P(KvProbes, LaqWithoutLookaheadIsSnapKV) {
   for (auto g : {Granularity::kKvHead, Granularity::kQueryHead}) {
@@ -209,12 +197,7 @@ TEST_P(KvProbes, JudgeqWithTokenEmbeddingsIsASnapKVWindowOfThoseTokens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, KvProbes, ::testing::ValuesIn(kv_test_models()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           for (char& c : s)
-                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return s;
-                         });
+                         model_param_name);
 
 TEST(SoftTokens, FileRoundTripAndModelBinding) {
   const Model& llama = kv_test_model("llama3-f32");
