@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/npy.h"
 #include "engine/compressor.h"
+#include "engine/prompt.h"
 #include "engine/session.h"
 #include "core/atomic_file.h"
 #include "kv/kept_dump.h"
@@ -112,18 +113,9 @@ int run(const RunOptions& o) {
       tail = text.substr(context_len);
       text.resize(context_len);
     }
-    const bool bos = tok->spec().add_bos && !o.no_bos;
-    prompt = tok->encode(text + tail, bos);
-    if (!tail.empty()) {
-      // The whole text is tokenized once (so context + question are the
-      // tokens of the full prompt); the cut goes where the context's own
-      // tokens stop matching, one token early if a merge spans the boundary.
-      const std::vector<int32_t> ctx = tok->encode(text, bos);
-      size_t k = 0;
-      while (k < ctx.size() && k < prompt.size() && ctx[k] == prompt[k]) ++k;
-      question.assign(prompt.begin() + int64_t(k), prompt.end());
-      prompt.resize(k);
-    }
+    const PromptIds ids = split_prompt(*tok, text, tail, tok->spec().add_bos && !o.no_bos);
+    prompt = ids.context;
+    question = ids.question;
     if (prompt.empty()) {
       check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
       prompt.push_back(tok->bos());

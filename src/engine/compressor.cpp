@@ -22,7 +22,7 @@ void Compressor::observe(const QueryEvent& e) {
   if (source_) source_->observe(e);
 }
 
-EvictionReport Compressor::compress(Session& s, int32_t first_token) {
+EvictionReport Compressor::compress(Session& s, int32_t first_token, const Budget* budget) {
   using clock = std::chrono::steady_clock;
   std::vector<ProbeBlock> probes;
   size_t peak = s.cache().kv_bytes();
@@ -31,10 +31,11 @@ EvictionReport Compressor::compress(Session& s, int32_t first_token) {
     check(!source_->needs_first_token() || first_token >= 0,
           "{} needs the first answer token", ev_.policy().method);
     const auto t0 = clock::now();
-    probes = source_->collect(s, first_token, &peak);
+    probes = source_->collect(s, first_token, budget ? *budget : ev_.config().budget, &peak);
     probe_seconds = std::chrono::duration<double>(clock::now() - t0).count();
   }
-  EvictionReport r = ev_.compress(s.cache(), source_ ? &probes : nullptr);
+  EvictionReport r = budget ? ev_.cut(s.cache(), *budget, source_ ? &probes : nullptr)
+                            : ev_.compress(s.cache(), source_ ? &probes : nullptr);
   r.probe_seconds = probe_seconds;
   r.peak_kv_bytes = std::max(peak, r.kv_bytes_before);
   return r;

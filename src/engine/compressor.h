@@ -21,8 +21,11 @@ class Compressor {
   bool needs_first_token() const { return source_ && source_->needs_first_token(); }
 
   void observe(const QueryEvent& e);
-  // Collects probes if the method has a source, then cuts s.cache().
-  EvictionReport compress(Session& s, int32_t first_token = -1);
+  // Collects probes if the method has a source, then cuts s.cache(). With
+  // `budget`, cuts to it instead and leaves the compressor as it was, so the
+  // same observed prefill can be cut again at another budget (no decode-time
+  // re-selection then).
+  EvictionReport compress(Session& s, int32_t first_token = -1, const Budget* budget = nullptr);
   bool after_decode(KvCache& cache) { return ev_.after_decode(cache); }
   // Tokens the probe source decoded (LAQ's lookahead), empty otherwise.
   const std::vector<int32_t>& probe_tokens() const;

@@ -27,13 +27,14 @@ class LookaheadProbes final : public ProbeSource {
   void observe(const QueryEvent& e) override { stage1_->observe(e); }
   bool needs_first_token() const override { return true; }
 
-  std::vector<ProbeBlock> collect(Session& s, int32_t first, size_t* peak) override {
+  std::vector<ProbeBlock> collect(Session& s, int32_t first, const Budget& budget,
+                                  size_t* peak) override {
     const ModelConfig& c = m_.config();
     const int64_t width = c.n_head * c.head_dim;
     std::vector<ProbeBlock> probes(size_t(c.n_layer));
     tokens_.clear();
     KvCache tmp = s.cache();  // the full prompt cache stays as it is
-    stage1_->compress(tmp);
+    stage1_->cut(tmp, budget);  // the stage-1 evictor stays as it was
     size_t most = s.cache().kv_bytes() + tmp.kv_bytes();
     Forward fwd(m_, pool_);
     std::vector<float> logits;

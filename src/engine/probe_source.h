@@ -20,8 +20,9 @@ class ProbeSource {
   // Whether collect() needs the first answer token.
   virtual bool needs_first_token() const { return false; }
   // Per-layer probes [n_layer] after the prompt; s.n_past() is the prompt
-  // length. peak_kv_bytes: the most K/V bytes held at once while it ran.
-  virtual std::vector<ProbeBlock> collect(Session& s, int32_t first_token,
+  // length; budget: the one the cache will be cut to. peak_kv_bytes: the
+  // most K/V bytes held at once while it ran.
+  virtual std::vector<ProbeBlock> collect(Session& s, int32_t first_token, const Budget& budget,
                                           size_t* peak_kv_bytes) = 0;
   // Tokens the source decoded (LAQ), for tests and reports.
   virtual const std::vector<int32_t>& tokens() const { return none_; }

@@ -35,6 +35,12 @@ class Session {
   // e.g. Evictor::observe; null to stop.
   void set_observer(QueryObserver obs) { observer_ = std::move(obs); }
   void reset();
+  // Continues from a copy of another session's state (e.g. one shared
+  // prefill, then one copy per eviction method).
+  void restore(const KvCache& cache, int32_t n_past) {
+    cache_ = cache;
+    n_past_ = n_past;
+  }
 
  private:
   const Model& m_;

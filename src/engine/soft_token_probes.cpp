@@ -16,7 +16,7 @@ class SoftTokenProbes final : public ProbeSource {
     check_soft_tokens_fit(soft_, m, p.soft_check);
   }
 
-  std::vector<ProbeBlock> collect(Session& s, int32_t, size_t* peak) override {
+  std::vector<ProbeBlock> collect(Session& s, int32_t, const Budget&, size_t* peak) override {
     const ModelConfig& c = m_.config();
     const int64_t width = c.n_head * c.head_dim, hd = c.head_dim, KV = c.n_head_kv;
     std::vector<ProbeBlock> probes(size_t(c.n_layer));

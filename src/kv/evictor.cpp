@@ -22,20 +22,30 @@ Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool*
         "evictor: bad attention geometry");
   check(cfg.decode_every >= 0, "--kv-decode-every must not be negative");
   if (!active()) return;
-  validate(cfg.budget);
+  check_budget(cfg.budget);
   check(cfg.decode_every == 0 || !policy_.scorer->needs_probes(),
         "{}: --kv-decode-every is not available (its probes exist only after the prompt)",
         policy_.method);
-  const int64_t prot = policy_.protect.window + policy_.protect.sinks;
-  check(cfg.budget.by_ratio() || prot <= cfg.budget.tokens,
-        "{}: the protected tokens (window {} + sinks {}) exceed the budget of {} tokens",
-        policy_.method, policy_.protect.window, policy_.protect.sinks, cfg.budget.tokens);
   // Decode-time re-selection needs a window of recent queries too.
   int64_t w = policy_.scorer->probe_window();
   if (w > 0 || cfg.decode_every > 0) w = std::max<int64_t>(w, 1);
   if (w > 0) window_ = std::make_unique<WindowProbes>(geo.n_layer, geo.n_head, geo.head_dim, w);
   if (policy_.scorer->needs_cumulative())
     cumulative_ = std::make_unique<CumulativeAttention>(geo.n_layer, geo.n_head, geo.head_dim);
+}
+
+void Evictor::check_budget(const Budget& b) const {
+  validate(b);
+  const int64_t prot = policy_.protect.window + policy_.protect.sinks;
+  check(b.by_ratio() || prot <= b.tokens,
+        "{}: the protected tokens (window {} + sinks {}) exceed the budget of {} tokens",
+        policy_.method, policy_.protect.window, policy_.protect.sinks, b.tokens);
+}
+
+void Evictor::replicate_if_needed(KvCache& cache) const {
+  if (cfg_.granularity == Granularity::kQueryHead && cache.geometry().repeat == 1 &&
+      geo_.n_head != geo_.n_head_kv)
+    cache.replicate(geo_.n_head / geo_.n_head_kv);
 }
 
 void Evictor::observe(const QueryEvent& e) {
@@ -45,7 +55,8 @@ void Evictor::observe(const QueryEvent& e) {
 
 KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
                        const std::vector<int64_t>* head_budgets,
-                       const std::vector<ProbeBlock>* probes) const {
+                       const std::vector<ProbeBlock>* probes, const Budget* budget) const {
+  const Budget& bud = budget ? *budget : cfg_.budget;
   const int64_t L = geo_.n_layer, S = cache.n_stored(), H = geo_.n_head;
   check(cache.geometry().n_layer == L, "evictor: cache has {} layers, the model {}",
         cache.geometry().n_layer, L);
@@ -65,7 +76,7 @@ KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
   // the per-layer budgets (pyramid) unless per-head budgets are given.
   const int64_t n0 = cache.rows(0, 0);
   const std::vector<int64_t> layer_budget =
-      layer_keep(cfg_.budget, policy_.alloc, n0, L, prot.window, policy_.beta);
+      layer_keep(bud, policy_.alloc, n0, L, prot.window, policy_.beta);
   // Layers are independent: each task scores and selects whole layers.
   auto plan_layer = [&](int64_t l) {
     std::vector<std::vector<float>> raw, grouped;
@@ -130,23 +141,29 @@ KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
   return ks;
 }
 
-EvictionReport Evictor::compress(KvCache& cache, const std::vector<ProbeBlock>* probes) {
+EvictionReport Evictor::cut(KvCache& cache, const Budget& budget,
+                            const std::vector<ProbeBlock>* probes) const {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
+  if (active()) check_budget(budget);
   EvictionReport r;
   r.n_rows_before = cache.max_rows();
   r.kv_bytes_before = cache.kv_bytes();
-  if (cfg_.granularity == Granularity::kQueryHead && cache.geometry().repeat == 1 &&
-      geo_.n_head != geo_.n_head_kv)
-    cache.replicate(geo_.n_head / geo_.n_head_kv);
-  const KeepSets before = cache.positions();
-  r.kept = plan(cache, &r.budget, nullptr, probes);
+  replicate_if_needed(cache);
+  r.kept = plan(cache, &r.budget, nullptr, probes, &budget);
   cache.retain(r.kept);
+  r.kv_bytes_after = cache.kv_bytes();
+  r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  return r;
+}
+
+EvictionReport Evictor::compress(KvCache& cache, const std::vector<ProbeBlock>* probes) {
+  replicate_if_needed(cache);
+  const KeepSets before = cache.positions();
+  EvictionReport r = cut(cache, cfg_.budget, probes);
   if (cumulative_) cumulative_->retain(before, r.kept);
   head_budget_ = r.budget;
   since_cut_ = 0;
-  r.kv_bytes_after = cache.kv_bytes();
-  r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
   return r;
 }
 

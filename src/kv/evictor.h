@@ -61,9 +61,17 @@ class Evictor {
   // given, receives the rows allowed per head. With `head_budgets` the
   // per-head budgets are those instead of the configured ones.
   // probes: per layer, queries of an external probe source (LAQ, Judge Q).
+  // budget: instead of the configured one.
   KeepSets plan(const KvCache& cache, std::vector<int64_t>* budgets = nullptr,
                 const std::vector<int64_t>* head_budgets = nullptr,
-                const std::vector<ProbeBlock>* probes = nullptr) const;
+                const std::vector<ProbeBlock>* probes = nullptr,
+                const Budget* budget = nullptr) const;
+
+  // Cuts a cache to `budget` with what was observed, changing nothing in the
+  // evictor: one prefill can be cut at many budgets (kvsieve eval). No
+  // decode-time re-selection follows such a cut.
+  EvictionReport cut(KvCache& cache, const Budget& budget,
+                     const std::vector<ProbeBlock>* probes = nullptr) const;
 
   // Cuts the cache after the prompt (copying K/V per query head first for
   // query-head granularity). The per-head budgets are remembered for
@@ -75,6 +83,9 @@ class Evictor {
   bool after_decode(KvCache& cache);
 
  private:
+  void check_budget(const Budget& b) const;
+  void replicate_if_needed(KvCache& cache) const;
+
   EvictionConfig cfg_;
   AttnGeometry geo_;
   Policy policy_;

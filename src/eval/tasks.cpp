@@ -1,0 +1,97 @@
+#include "eval/tasks.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace kvsieve::eval {
+
+const char* const kNoiseFiller =
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
+
+// Defined in tasks_*.cpp.
+void add_basic_tasks(std::vector<TaskInfo>& out);
+
+const std::vector<TaskInfo>& tasks() {
+  static const std::vector<TaskInfo> all = [] {
+    std::vector<TaskInfo> t;
+    add_basic_tasks(t);
+    return t;
+  }();
+  return all;
+}
+
+const TaskInfo& find_task(const std::string& name) {
+  for (const auto& t : tasks())
+    if (t.name == name) return t;
+  std::string list;
+  for (const auto& t : tasks()) list += (list.empty() ? "" : ", ") + t.name;
+  fail("unknown task '{}' (known: {})", name, list);
+}
+
+uint64_t sample_seed(uint64_t run_seed, const std::string& task, int64_t length, int64_t index) {
+  uint64_t h = 0xcbf29ce484222325ull ^ run_seed;
+  auto mix = [&h](uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+    h *= 0x100000001b3ull;
+  };
+  for (char c : task) mix(uint8_t(c));
+  mix(uint64_t(length));
+  mix(uint64_t(index));
+  return h;
+}
+
+std::string load_haystack(const std::string& path) {
+  if (path.empty()) return repeat_to(kNoiseFiller, 1 << 20);
+  std::vector<std::filesystem::path> files;
+  if (std::filesystem::is_directory(path)) {
+    for (const auto& e : std::filesystem::directory_iterator(path))
+      if (e.path().extension() == ".txt" && e.path().filename().string().find("LICENSE") ==
+                                                 std::string::npos)
+        files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(path);
+  }
+  check(!files.empty(), "no .txt files in haystack folder '{}'", path);
+  std::string text;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    check(bool(in), "cannot read haystack file '{}'", f.string());
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    text += ss.str();
+  }
+  validate_utf8(text, "the haystack text");
+  check(text.size() > 1000, "haystack '{}' is too short", path);
+  return text;
+}
+
+std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, int64_t length,
+                                 int64_t n, uint64_t run_seed, const TaskOptions& opt) {
+  const TaskInfo& info = find_task(task);
+  static thread_local std::string cached_path = "\x01", cached;
+  if (cached_path != opt.haystack) {
+    cached = load_haystack(opt.haystack);
+    cached_path = opt.haystack;
+  }
+  TaskContext c{tok, [&tok](std::string_view s) { return int64_t(tok.encode(s, false).size()); },
+                length, opt, cached};
+  std::vector<Sample> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t seed = sample_seed(run_seed, task, length, i);
+    Sample s = info.make(c, i, n, seed);
+    s.task = task;
+    s.index = i;
+    s.seed = seed;
+    s.length = length;
+    if (s.id.empty()) s.id = std::to_string(length) + "-" + std::to_string(i);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace kvsieve::eval

@@ -1,0 +1,124 @@
+// kvsieve eval: a sweep of tasks x lengths x methods x budgets, results as
+// JSON lines (resumable); see src/eval/runner.h.
+#include <cstdio>
+#include <sstream>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "core/error.h"
+#include "eval/runner.h"
+#include "kv/policy.h"
+
+namespace kvsieve::cli {
+namespace {
+
+struct EvalOptions {
+  ModelOptions mo;
+  std::string tasks = "niah", lengths = "1024", budgets, ratios, depths, granularity = "kv-head";
+  std::vector<std::string> kv;
+  eval::EvalConfig cfg;
+  bool no_progress = false;
+};
+
+std::vector<std::string> split(const std::string& s, const char* seps) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (std::string_view(seps).find(c) != std::string_view::npos) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+template <typename T>
+std::vector<T> numbers(const std::string& s, const char* what) {
+  std::vector<T> out;
+  for (const auto& x : split(s, ", ")) {
+    std::istringstream in(x);
+    T v;
+    check(bool(in >> v) && in.eof(), "{}: '{}' is not a number", what, x);
+    out.push_back(v);
+  }
+  return out;
+}
+
+int run(EvalOptions& o) {
+  if (o.tasks == "help") {
+    for (const auto& t : eval::tasks()) std::printf("  %-18s %s\n", t.name.c_str(), t.summary.c_str());
+    return 0;
+  }
+  eval::EvalConfig& c = o.cfg;
+  c.tasks = split(o.tasks, ", ");
+  c.lengths = numbers<int64_t>(o.lengths, "--lengths");
+  c.budgets = numbers<int64_t>(o.budgets, "--budgets");
+  c.ratios = numbers<double>(o.ratios, "--ratios");
+  c.task_options.depths = numbers<double>(o.depths, "--depths");
+  for (double d : c.task_options.depths) check(d >= 0 && d <= 100, "--depths are percentages");
+  for (int64_t b : c.budgets) check(b > 0, "--budgets must be positive");
+  for (const auto& k : o.kv)
+    for (const auto& spec : split(k, " ")) c.methods.push_back(spec);
+  c.granularity = granularity_from_name(o.granularity);
+  c.progress = !o.no_progress;
+  check(!o.mo.model.empty(), "--model is required");
+  auto model = o.mo.load();
+  ThreadPool pool(o.mo.threads);
+  const eval::EvalTotals t = eval::run_eval(*model, pool, c);
+  const double one_full = t.prefill_seconds + t.full_seconds;
+  std::fprintf(stderr,
+               "kvsieve: %lld prompts run, %lld already done; %lld result rows written to %s%s\n",
+               (long long)t.prompts_run, (long long)t.prompts_skipped, (long long)t.rows_written,
+               c.out_path.c_str(),
+               t.errors ? fmt::format(" ({} with errors)", t.errors).c_str() : "");
+  if (t.prompts_run)
+    std::fprintf(stderr,
+                 "kvsieve: shared prefill %.2f s, full-cache decode %.2f s; the methods' probes "
+                 "during prefill %.2f s, their cuts and decoding %.2f s: the sweep cost %.2fx "
+                 "one full-cache run of the same prompts (%.1f s in all)\n",
+                 t.prefill_seconds, t.full_seconds, t.observe_seconds, t.method_seconds,
+                 one_full > 0 ? (one_full + t.observe_seconds + t.method_seconds) / one_full : 0.0,
+                 t.generate_seconds);
+  return t.errors ? 1 : 0;
+}
+
+KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
+  auto o = std::make_shared<EvalOptions>();
+  auto* sub = app.add_subcommand(
+      "eval", "Score eviction methods on long-context tasks (one shared prefill per prompt)");
+  o->mo.add_to(sub, /*need_model=*/false);
+  sub->add_option("--tasks", o->tasks, "Comma-separated tasks; 'help' lists them")->capture_default_str();
+  sub->add_option("--lengths", o->lengths, "Prompt lengths in tokens, comma-separated")
+      ->capture_default_str();
+  sub->add_option("--samples", o->cfg.samples, "Samples per task and length")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  sub->add_option("--seed", o->cfg.seed, "Run seed (below 1000000; training data uses the others)")
+      ->capture_default_str();
+  sub->add_option("--kv", o->kv,
+                  "Eviction methods (repeat the option, or separate specs by spaces); the full "
+                  "cache is always run as the reference");
+  sub->add_option("--budgets", o->budgets, "Tokens per head, comma-separated");
+  sub->add_option("--ratios", o->ratios, "Fractions of the prompt removed, comma-separated");
+  sub->add_option("--kv-preset", o->cfg.preset, "kvpress or kvcache-factory defaults")
+      ->check(CLI::IsMember({"kvpress", "kvcache-factory"}));
+  sub->add_option("--kv-granularity", o->granularity, "kv-head or query-head")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"kv-head", "query-head"}));
+  sub->add_flag("--query-agnostic", o->cfg.query_agnostic,
+                "Cut the context before the question is read (default: question inside the cut)");
+  sub->add_option("--haystack", o->cfg.task_options.haystack,
+                  "Filler for NIAH: a .txt file or a folder of them (default: built-in sentences)");
+  sub->add_option("--depths", o->depths, "NIAH depths in percent (default: spread over samples)");
+  sub->add_option("-b,--batch", o->cfg.n_batch, "Prefill chunk size")->capture_default_str();
+  sub->add_option("-o,--out", o->cfg.out_path, "Results file (JSON lines, appended; resumes)")
+      ->required();
+  sub->add_flag("--no-progress", o->no_progress, "No progress bar");
+  return [o] { return run(*o); };
+});
+
+}  // namespace
+}  // namespace kvsieve::cli
