@@ -17,18 +17,30 @@ size_t word_boundary(std::string_view t, size_t at) {
 
 std::string fit_prefix(std::string_view text, int64_t budget, const TokenCounter& count) {
   if (budget <= 0) return "";
-  if (count(text) <= budget) return std::string(text);
-  size_t lo = 0, hi = text.size();  // count(prefix lo) <= budget < count(prefix hi)
-  while (hi - lo > 1) {
-    const size_t mid = word_boundary(text, lo + (hi - lo) / 2);
-    if (mid <= lo) {  // one long word: cut inside it only at a UTF-8 boundary
-      size_t m = lo + (hi - lo) / 2;
-      while (m > lo && (static_cast<unsigned char>(text[m]) & 0xC0) == 0x80) --m;
-      if (m <= lo) break;
-      if (count(text.substr(0, m)) <= budget) lo = m; else hi = m;
-      continue;
+  // Secant steps on the characters-per-token ratio, kept inside a bracket
+  // [lo: fits, hi: too long]; stops within 2 tokens of the budget. A few
+  // tokenizations instead of a binary search's dozen.
+  size_t lo = 0, hi = text.size() + 1;
+  size_t guess = std::min(text.size(), size_t(budget) * 4);
+  for (int step = 0; step < 40 && hi - lo > 1; ++step) {
+    guess = word_boundary(text, guess);
+    if (guess <= lo || guess >= hi) {  // fall back to bisection
+      guess = word_boundary(text, lo + (hi - lo) / 2);
+      if (guess <= lo) {  // one long word: cut it at a UTF-8 boundary
+        guess = lo + (hi - lo) / 2;
+        while (guess > lo && (static_cast<unsigned char>(text[guess]) & 0xC0) == 0x80) --guess;
+        if (guess <= lo) break;
+      }
     }
-    if (count(text.substr(0, mid)) <= budget) lo = mid; else hi = mid;
+    const int64_t c = count(text.substr(0, guess));
+    if (c <= budget) {
+      lo = guess;
+      if (c >= budget - 2 || guess == text.size()) break;
+    } else {
+      hi = guess;
+    }
+    const double per_token = double(guess) / double(std::max<int64_t>(c, 1));
+    guess = size_t(std::max(0.0, double(guess) + double(budget - 1 - c) * per_token));
   }
   return std::string(text.substr(0, lo));
 }

@@ -13,9 +13,9 @@ namespace kvsieve::eval {
 // Token count of a text (the model's tokenizer, without BOS).
 using TokenCounter = std::function<int64_t(std::string_view)>;
 
-// The longest prefix of `text` that ends at a word boundary and counts at
-// most `budget` tokens (binary search over characters; text must be long
-// enough, else the whole text is returned).
+// A prefix of `text` that ends at a word boundary and counts at most
+// `budget` tokens, and at least budget - 2 unless words or the text's end
+// prevent it (then the longest such prefix found).
 std::string fit_prefix(std::string_view text, int64_t budget, const TokenCounter& count);
 
 // Byte offset where a needle goes for a depth in percent of `context`: the

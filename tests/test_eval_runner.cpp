@@ -1,0 +1,172 @@
+// kvsieve eval: deterministic generators, needles at the requested depth and
+// prompts at the requested length, and an end-to-end sweep on stories260K
+// (every method, two budgets) with its report, then a resume that does no work.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "engine/soft_tokens.h"
+#include "eval/report.h"
+#include "eval/runner.h"
+#include "eval/tasks.h"
+#include "kv_test_util.h"
+#include "test_util.h"
+#include "tokenizer/vocab_loaders.h"
+
+namespace kvsieve::testing {
+namespace {
+
+const Tokenizer& spm() {
+  static auto tok = Tokenizer::create(
+      vocab_from_sentencepiece(shared_data() + "/tokenizers/llama-spm/tokenizer.model"));
+  return *tok;
+}
+
+TEST(EvalTasks, DeterministicForASeed) {
+  KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
+  eval::TaskOptions opt;
+  for (const std::string task : {"niah", "passkey", "fidelity"}) {
+    const auto a = eval::make_samples(task, spm(), 512, 3, 7, opt);
+    const auto b = eval::make_samples(task, spm(), 512, 3, 7, opt);
+    ASSERT_EQ(a.size(), 3u);
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].context, b[i].context) << task;
+      EXPECT_EQ(a[i].question, b[i].question) << task;
+      EXPECT_EQ(a[i].answers, b[i].answers) << task;
+      EXPECT_EQ(a[i].seed, b[i].seed) << task;
+    }
+  }
+  // Another run seed draws other passkeys; sample seeds never repeat.
+  const auto p7 = eval::make_samples("passkey", spm(), 512, 4, 7, opt);
+  const auto p8 = eval::make_samples("passkey", spm(), 512, 4, 8, opt);
+  int same = 0;
+  for (size_t i = 0; i < p7.size(); ++i) same += p7[i].answers == p8[i].answers;
+  EXPECT_LT(same, 2);
+  EXPECT_NE(eval::sample_seed(7, "passkey", 512, 0), eval::sample_seed(7, "passkey", 512, 1));
+  EXPECT_NE(eval::sample_seed(7, "passkey", 512, 0), eval::sample_seed(7, "niah", 512, 0));
+}
+
+TEST(EvalTasks, NeedleAtTheDepthAndPromptAtTheLength) {
+  KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
+  KVSIEVE_REQUIRE_SHARED("haystack/paulgraham/addiction.txt");
+  eval::TaskOptions opt;
+  opt.haystack = shared_data() + "/haystack/paulgraham";
+  opt.depths = {0, 10, 25, 50, 75, 90, 100};
+  for (int64_t length : {1000, 2000, 4000}) {
+    for (const std::string task : {"niah", "passkey"}) {
+      const auto samples = eval::make_samples(task, spm(), length, 7, 0, opt);
+      for (const auto& s : samples) {
+        const int64_t n = int64_t(spm().encode(s.context + s.question, true).size());
+        EXPECT_LE(n, length) << task << " " << length;
+        EXPECT_GE(n, length - 12) << task << " " << length;  // within a few tokens of the target
+        // Take the needle out again: it must have gone in at the last sentence
+        // end before depth% of the filler.
+        const std::string head = task == "niah" ? "direct.\n\n" : "there.\n";
+        const std::string needle =
+            task == "niah"
+                ? "\nThe best thing to do in San Francisco is eat a sandwich and sit in Dolores Park "
+                  "on a sunny day.\n"
+                : " The pass key is " + s.answers[0] + ". Remember it. " + s.answers[0] +
+                      " is the pass key. ";
+        std::string hay = s.context.substr(s.context.find(head) + head.size());
+        const size_t at = hay.find(needle);
+        ASSERT_NE(at, std::string::npos) << task;
+        hay.erase(at, needle.size());
+        const size_t target = size_t(double(hay.size()) * s.depth / 100.0);
+        EXPECT_LE(at, target) << task << " depth " << s.depth;
+        const std::string between = hay.substr(at, target - at);
+        for (const char* end : {". ", ".\n", "! ", "? "})
+          EXPECT_EQ(between.find(end), std::string::npos)
+              << task << " depth " << s.depth << ": a sentence ends between needle and depth";
+      }
+    }
+  }
+}
+
+TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  const Model& m = kv_test_model("stories260K");
+  TempDir d;
+  const std::string soft = d.file("soft.gguf");
+  write_soft_tokens(soft, soft_tokens_from_ids(m, m.tokenizer()->encode(" What happened?", false),
+                                               "init: What happened?"));
+  eval::EvalConfig c;
+  c.tasks = {"niah", "passkey", "fidelity"};
+  c.lengths = {300};
+  c.samples = 2;
+  c.methods = {"streamingllm", "h2o",   "snapkv", "pyramidkv", "adakv", "tova", "knorm",
+               "random",       "laq",   "laq++",  "judgeq:soft=" + soft};
+  c.budgets = {40, 96};
+  c.out_path = d.file("results.jsonl");
+  c.progress = false;
+  ThreadPool pool(2);
+  const eval::EvalTotals t = eval::run_eval(m, pool, c);
+  const int64_t per_prompt = 1 + int64_t(c.methods.size() * c.budgets.size());
+  EXPECT_EQ(t.prompts_run, 6);
+  EXPECT_EQ(t.rows_written, 6 * per_prompt);
+  EXPECT_EQ(t.errors, 0);
+  // Every row carries a score; rows of one prompt share its one prefill.
+  std::ifstream in(c.out_path);
+  std::string line;
+  std::map<std::string, double> prefill;
+  int64_t rows = 0;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    ++rows;
+    EXPECT_TRUE(j.contains("score")) << line.substr(0, 200);
+    const std::string prompt = j["task"].get<std::string>() + j["id"].get<std::string>();
+    if (prefill.count(prompt)) EXPECT_EQ(prefill[prompt], j["prefill_s"].get<double>());
+    prefill[prompt] = j["prefill_s"].get<double>();
+    if (j["method"] != "full" && j["budget"] == 40)
+      EXPECT_LT(j["kv_bytes"].get<double>(), j["kv_bytes_full"].get<double>());
+  }
+  EXPECT_EQ(rows, 6 * per_prompt);
+  const eval::Report r = eval::make_report(c.out_path, d.file("svg"));
+  for (const auto& meth : {"full", "streamingllm", "h2o", "snapkv", "laq++", "judgeq"})
+    EXPECT_NE(r.markdown.find(std::string("| ") + meth), std::string::npos) << meth;
+  EXPECT_NE(r.markdown.find("| niah | passkey | fidelity | overall | KV kept |"), std::string::npos);
+  EXPECT_FALSE(r.svg_files.empty());
+  for (const auto& f : r.svg_files) {
+    EXPECT_TRUE(std::filesystem::exists(f));
+    EXPECT_EQ(read_file(f).rfind("<svg", 0), 0u) << f;
+  }
+  EXPECT_TRUE(std::filesystem::exists(d.file("svg/score_vs_budget_overall.svg")));
+  // A finished run resumes with nothing to do.
+  const eval::EvalTotals again = eval::run_eval(m, pool, c);
+  EXPECT_EQ(again.prompts_run, 0);
+  EXPECT_EQ(again.prompts_skipped, 6);
+  EXPECT_EQ(again.rows_written, 0);
+  // A run cut short (its last line half written) redoes only that prompt.
+  std::string all = read_file(c.out_path);
+  all.resize(all.size() - 20);
+  write_file(c.out_path, all);
+  const eval::EvalTotals part = eval::run_eval(m, pool, c);
+  EXPECT_EQ(part.prompts_run, 1);
+  EXPECT_EQ(part.rows_written, 1);
+}
+
+TEST(EvalRunner, BadConfigurationsFailBeforeRunning) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  const Model& m = kv_test_model("stories260K");
+  eval::EvalConfig c;
+  c.tasks = {"niah"};
+  c.lengths = {300};
+  c.methods = {"snapkv"};
+  EXPECT_THROW(eval::validate(c, m), Error);  // no budgets
+  c.budgets = {16};
+  EXPECT_THROW(eval::validate(c, m), Error);  // window 32 > budget 16
+  c.budgets = {64};
+  EXPECT_NO_THROW(eval::validate(c, m));
+  c.tasks = {"nosuchtask"};
+  EXPECT_THROW(eval::validate(c, m), Error);
+  c.tasks = {"niah"};
+  c.seed = 2000000;
+  EXPECT_THROW(eval::validate(c, m), Error);  // training seeds
+}
+
+}  // namespace
+}  // namespace kvsieve::testing
