@@ -170,3 +170,47 @@ TEST(EvalRunner, BadConfigurationsFailBeforeRunning) {
 
 }  // namespace
 }  // namespace kvsieve::testing
+
+namespace kvsieve::testing {
+namespace {
+
+TEST(EvalRuler, EveryTaskFitsItsLengthAndHoldsItsAnswers) {
+  KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
+  KVSIEVE_REQUIRE_SHARED("haystack/paulgraham/addiction.txt");
+  eval::TaskOptions opt;
+  opt.haystack = shared_data() + "/haystack/paulgraham";
+  const std::vector<std::string> names = {
+      "niah_single_1",   "niah_single_2", "niah_single_3", "niah_multikey_1",
+      "niah_multikey_2", "niah_multikey_3", "niah_multivalue", "niah_multiquery",
+      "vt",              "cwe",           "fwe"};
+  for (const auto& name : names) {
+    const auto a = eval::make_samples(name, spm(), 2048, 2, 5, opt);
+    const auto b = eval::make_samples(name, spm(), 2048, 2, 5, opt);
+    ASSERT_EQ(a.size(), 2u);
+    EXPECT_EQ(a[0].seed, 5u) << "RULER sample seeds are run seed + index";
+    EXPECT_EQ(a[1].seed, 6u);
+    EXPECT_NE(a[0].context, a[1].context) << name;
+    for (size_t i = 0; i < a.size(); ++i) {
+      const auto& s = a[i];
+      EXPECT_EQ(s.context, b[i].context) << name << ": not deterministic";
+      EXPECT_EQ(s.answers, b[i].answers) << name;
+      const int64_t n = int64_t(spm().encode(s.context + s.question, false).size());
+      EXPECT_LE(n + s.max_new_tokens, 2048) << name;
+      EXPECT_GE(n + s.max_new_tokens, 2048 - 160) << name << ": far below the target length";
+      ASSERT_FALSE(s.answers.empty()) << name;
+      for (const auto& ans : s.answers)
+        EXPECT_NE(s.context.find(ans), std::string::npos) << name << ": answer " << ans << " not in context";
+      EXPECT_EQ(s.metric, "string_match_all");
+      EXPECT_NE(s.question.back(), ' ') << name << ": trailing space left";
+    }
+  }
+}
+
+TEST(EvalRuler, EssayTasksNeedTheEssays) {
+  KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
+  EXPECT_THROW(eval::make_samples("niah_single_2", spm(), 2048, 1, 0, eval::TaskOptions{}), Error);
+  EXPECT_NO_THROW(eval::make_samples("niah_single_1", spm(), 2048, 1, 0, eval::TaskOptions{}));
+}
+
+}  // namespace
+}  // namespace kvsieve::testing

@@ -6,6 +6,8 @@
 #include "cli_common.h"
 #include "commands.h"
 #include "core/error.h"
+#include <nlohmann/json.hpp>
+
 #include "eval/runner.h"
 #include "kv/policy.h"
 
@@ -18,6 +20,7 @@ struct EvalOptions {
   std::vector<std::string> kv;
   eval::EvalConfig cfg;
   bool no_progress = false;
+  bool print_samples = false;
 };
 
 std::vector<std::string> split(const std::string& s, const char* seps) {
@@ -66,6 +69,23 @@ int run(EvalOptions& o) {
   c.progress = !o.no_progress;
   check(!o.mo.model.empty(), "--model is required");
   auto model = o.mo.load();
+  if (o.print_samples) {  // the prompts as JSON lines, nothing run
+    check(model->tokenizer() != nullptr, "the model has no tokenizer");
+    for (const auto& task : c.tasks)
+      for (int64_t len : c.lengths)
+        for (const auto& s : eval::make_samples(task, *model->tokenizer(), len, c.samples, c.seed,
+                                                c.task_options)) {
+          nlohmann::json j = {{"task", s.task},       {"id", s.id},
+                              {"seed", s.seed},       {"length", s.length},
+                              {"tokens", model->tokenizer()->encode(s.context + s.question, true).size()},
+                              {"context", s.context}, {"question", s.question},
+                              {"answers", s.answers}, {"metric", s.metric}};
+          if (s.depth >= 0) j["depth"] = s.depth;
+          std::printf("%s\n", j.dump().c_str());
+        }
+    return 0;
+  }
+  check(!c.out_path.empty(), "--out is required (the results file)");
   ThreadPool pool(o.mo.threads);
   const eval::EvalTotals t = eval::run_eval(*model, pool, c);
   const double one_full = t.prefill_seconds + t.full_seconds;
@@ -114,9 +134,10 @@ KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
                   "Filler for NIAH: a .txt file or a folder of them (default: built-in sentences)");
   sub->add_option("--depths", o->depths, "NIAH depths in percent (default: spread over samples)");
   sub->add_option("-b,--batch", o->cfg.n_batch, "Prefill chunk size")->capture_default_str();
-  sub->add_option("-o,--out", o->cfg.out_path, "Results file (JSON lines, appended; resumes)")
-      ->required();
+  sub->add_option("-o,--out", o->cfg.out_path, "Results file (JSON lines, appended; resumes)");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
+  sub->add_flag("--print-samples", o->print_samples,
+                "Print the prompts (JSON lines) and stop; nothing is run or written");
   return [o] { return run(*o); };
 });
 

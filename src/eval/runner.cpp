@@ -169,7 +169,9 @@ class Progress {
 void validate(const EvalConfig& cfg, const Model& m) {
   check(!cfg.tasks.empty() && !cfg.lengths.empty(), "eval needs tasks and lengths");
   check(cfg.samples > 0, "eval needs at least one sample");
-  check(cfg.seed < 1000000, "evaluation seeds are below 1000000 (training data uses the others)");
+  check(cfg.seed + uint64_t(cfg.samples) <= 1000000,
+        "evaluation seeds (the run seed plus the sample number) are below 1000000; training "
+        "data uses the others");
   for (const auto& t : cfg.tasks) find_task(t);
   for (int64_t l : cfg.lengths) check(l >= 64 && l <= (int64_t(1) << 24), "length {} is out of range", l);
   const bool cut = std::any_of(cfg.methods.begin(), cfg.methods.end(),

@@ -14,11 +14,13 @@ const char* const kNoiseFiller =
 
 // Defined in tasks_*.cpp.
 void add_basic_tasks(std::vector<TaskInfo>& out);
+void add_ruler_tasks(std::vector<TaskInfo>& out);
 
 const std::vector<TaskInfo>& tasks() {
   static const std::vector<TaskInfo> all = [] {
     std::vector<TaskInfo> t;
     add_basic_tasks(t);
+    add_ruler_tasks(t);
     return t;
   }();
   return all;
@@ -78,15 +80,16 @@ std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, 
     cached = load_haystack(opt.haystack);
     cached_path = opt.haystack;
   }
+  TaskOptions o = opt;
+  o.run_seed = run_seed;
   TaskContext c{tok, [&tok](std::string_view s) { return int64_t(tok.encode(s, false).size()); },
-                length, opt, cached};
+                length, o, cached};
   std::vector<Sample> out;
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t seed = sample_seed(run_seed, task, length, i);
-    Sample s = info.make(c, i, n, seed);
+    Sample s = info.make(c, i, n, seed);  // sets s.seed (RULER: its own scheme)
     s.task = task;
     s.index = i;
-    s.seed = seed;
     s.length = length;
     if (s.id.empty()) s.id = std::to_string(length) + "-" + std::to_string(i);
     out.push_back(std::move(s));

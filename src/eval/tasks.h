@@ -17,6 +17,7 @@ struct TaskOptions {
   // name order); empty: built-in filler sentences.
   std::string haystack;
   std::vector<double> depths;  // NIAH depths in percent; empty: spread over the samples
+  uint64_t run_seed = 0;       // RULER tasks: sample i uses seed run_seed + i (data/ruler/README.md)
 };
 
 struct TaskContext {

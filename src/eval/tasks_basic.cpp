@@ -37,6 +37,7 @@ std::string fit_filler(const TaskContext& c, const std::string& fixed_text, size
 
 Sample niah(const TaskContext& c, int64_t index, int64_t n, uint64_t seed) {
   Sample s;
+  s.seed = seed;
   s.depth = depth_for(c, index, n);
   // Essay haystacks start at the beginning (as the standard test); the
   // built-in filler is the same everywhere.
@@ -65,6 +66,7 @@ Sample passkey(const TaskContext& c, int64_t index, int64_t n, uint64_t seed) {
   const std::string noise = repeat_to(kNoiseFiller, size_t(c.length) * 8);
   std::string hay = fit_prefix(noise, c.length - fixed, c.count);
   Sample s;
+  s.seed = seed;
   s.depth = depth_for(c, index, n);
   hay.insert(sentence_break_before(hay, s.depth), " " + info);
   s.context = head + hay;
@@ -83,6 +85,7 @@ Sample fidelity(const TaskContext& c, int64_t index, int64_t n, uint64_t seed) {
   while (b < c.haystack.size() && c.haystack[b] != ' ' && c.haystack[b] != '\n') ++b;
   const std::string_view rest = std::string_view(c.haystack).substr(b + 1);
   Sample s;
+  s.seed = seed;
   s.context = fit_prefix(rest, c.length - 1, c.count);
   s.continuation = fit_prefix(rest.substr(s.context.size()), 64, c.count);
   s.metric = "fidelity";
