@@ -214,3 +214,42 @@ TEST(EvalRuler, EssayTasksNeedTheEssays) {
 
 }  // namespace
 }  // namespace kvsieve::testing
+
+namespace kvsieve::testing {
+namespace {
+
+TEST(EvalLongBench, OfficialTemplateAndMiddleTruncation) {
+  KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
+  TempDir d;
+  std::string ctx;
+  for (int i = 0; i < 200; ++i) ctx += "Passage " + std::to_string(i) + " talks about rivers and hills. ";
+  nlohmann::json a = {{"input", "Which river is longest?"}, {"context", ctx},
+                      {"answers", {"the Nile"}},              {"all_classes", nullptr},
+                      {"_id", "abc"},                        {"length", 1000}};
+  nlohmann::json b = a;
+  b["_id"] = "def";
+  b["context"] = "Short context.";
+  write_file(d.file("hotpotqa.jsonl"), a.dump() + "\n" + b.dump() + "\n");
+  eval::TaskOptions opt;
+  opt.longbench_dir = d.path();
+  const auto s = eval::make_samples("hotpotqa", spm(), 256, 2, 0, opt);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].id, "abc");
+  EXPECT_EQ(s[0].answers, std::vector<std::string>{"the Nile"});
+  EXPECT_EQ(s[0].max_new_tokens, 32);  // dataset2maxlen for hotpotqa
+  // Not cut: the official template around the fields, the question after the context.
+  EXPECT_EQ(s[1].context.rfind("Answer the question based on the given passages.", 0), 0u);
+  EXPECT_NE(s[1].context.find("Short context."), std::string::npos);
+  EXPECT_NE(s[1].question.find("Question: Which river is longest?"), std::string::npos);
+  // Cut: the first and last 128 tokens kept, so the question survives at the end.
+  const int64_t n = int64_t(spm().encode(s[0].context + s[0].question, false).size());
+  EXPECT_NEAR(double(n), 256.0, 4.0);
+  EXPECT_NE(s[0].context.find("Passage 0 "), std::string::npos);
+  EXPECT_EQ(s[0].context.find("Passage 100 "), std::string::npos);  // the middle is gone
+  EXPECT_NE(s[0].question.find("Which river is longest?"), std::string::npos);
+  EXPECT_THROW(eval::make_samples("hotpotqa", spm(), 256, 3, 0, opt), Error);  // only 2 lines
+  EXPECT_THROW(eval::make_samples("qasper", spm(), 256, 1, 0, opt), Error);    // no file
+}
+
+}  // namespace
+}  // namespace kvsieve::testing

@@ -132,6 +132,9 @@ KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
                 "Cut the context before the question is read (default: question inside the cut)");
   sub->add_option("--haystack", o->cfg.task_options.haystack,
                   "Filler for NIAH: a .txt file or a folder of them (default: built-in sentences)");
+  sub->add_option("--longbench", o->cfg.task_options.longbench_dir,
+                  "Folder of LongBench's official jsonl files (<dataset>.jsonl); LongBench tasks "
+                  "use --lengths as the maximum prompt length (middle truncation)");
   sub->add_option("--depths", o->depths, "NIAH depths in percent (default: spread over samples)");
   sub->add_option("-b,--batch", o->cfg.n_batch, "Prefill chunk size")->capture_default_str();
   sub->add_option("-o,--out", o->cfg.out_path, "Results file (JSON lines, appended; resumes)");

@@ -15,12 +15,14 @@ const char* const kNoiseFiller =
 // Defined in tasks_*.cpp.
 void add_basic_tasks(std::vector<TaskInfo>& out);
 void add_ruler_tasks(std::vector<TaskInfo>& out);
+void add_longbench_tasks(std::vector<TaskInfo>& out);
 
 const std::vector<TaskInfo>& tasks() {
   static const std::vector<TaskInfo> all = [] {
     std::vector<TaskInfo> t;
     add_basic_tasks(t);
     add_ruler_tasks(t);
+    add_longbench_tasks(t);
     return t;
   }();
   return all;

@@ -18,6 +18,9 @@ struct TaskOptions {
   std::string haystack;
   std::vector<double> depths;  // NIAH depths in percent; empty: spread over the samples
   uint64_t run_seed = 0;       // RULER tasks: sample i uses seed run_seed + i (data/ruler/README.md)
+  // LongBench: the folder of the official data files (<dataset>.jsonl);
+  // samples are its lines from run_seed on, prompts cut in the middle to the length.
+  std::string longbench_dir;
 };
 
 struct TaskContext {
