@@ -158,9 +158,11 @@ EvictionReport Evictor::cut(KvCache& cache, const Budget& budget,
 }
 
 EvictionReport Evictor::compress(KvCache& cache, const std::vector<ProbeBlock>* probes) {
+  const size_t bytes_before = cache.kv_bytes();  // before any copy per query head
   replicate_if_needed(cache);
   const KeepSets before = cache.positions();
   EvictionReport r = cut(cache, cfg_.budget, probes);
+  r.kv_bytes_before = bytes_before;
   if (cumulative_) cumulative_->retain(before, r.kept);
   head_budget_ = r.budget;
   since_cut_ = 0;
