@@ -15,6 +15,7 @@
 #include "test_util.h"
 #include "train/loss.h"
 #include "train/trainer.h"
+#include "train/overlap.h"
 #include <nlohmann/json.hpp>
 #include "train/soft_pass.h"
 
@@ -199,6 +200,35 @@ TEST(TrainJudgeq, LossDecreasesReproduciblyAndResumes) {
   EXPECT_EQ(read_soft_tokens(d.file("a.gguf")).embd, read_soft_tokens(d.file("c.gguf")).embd);
   // The trained file is a valid Judge Q soft-token file for this model.
   EXPECT_NO_THROW(check_soft_tokens_fit(read_soft_tokens(d.file("c.gguf")), m));
+}
+
+}  // namespace
+}  // namespace kvsieve::testing
+
+namespace kvsieve::testing {
+namespace {
+
+TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  const Model& m = kv_test_model("stories260K");
+  TempDir d;
+  const std::string text = read_file(shared_data() + "/text/tinystories_sample.txt");
+  std::string lines;
+  for (int i = 0; i < 3; ++i)
+    lines += nlohmann::json({{"context", text.substr(size_t(i) * 700, 700)}}).dump() + "\n";
+  write_file(d.file("held.jsonl"), lines);
+  ThreadPool pool(2);
+  const auto rows =
+      keep_set_overlap(m, pool, d.file("held.jsonl"), {"snapkv", "random"}, {48, 96}, 16, false);
+  ASSERT_EQ(rows.size(), 4u);
+  for (const auto& r : rows) {
+    EXPECT_GE(r.overlap, 0.0);
+    EXPECT_LE(r.overlap, 1.0);
+    EXPECT_EQ(r.prompts, 3);
+  }
+  // Attention-based selection finds more of what the answer attends to than chance.
+  EXPECT_GT(rows[0].overlap, rows[2].overlap + 0.1);
+  EXPECT_GT(rows[1].overlap, rows[3].overlap + 0.1);
 }
 
 }  // namespace

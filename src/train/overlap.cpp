@@ -1,0 +1,106 @@
+#include "train/overlap.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "engine/compressor.h"
+#include "engine/prompt.h"
+#include "engine/session.h"
+#include "kv/select.h"
+#include "train/targets.h"
+
+namespace kvsieve {
+
+std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
+                                         const std::vector<std::string>& methods,
+                                         const std::vector<int64_t>& budgets, int64_t max_response,
+                                         bool progress) {
+  const Tokenizer* tok = m.tokenizer();
+  check(tok != nullptr, "the model has no tokenizer");
+  check(!methods.empty() && !budgets.empty(), "give methods and budgets");
+  const ModelConfig& c = m.config();
+  const int64_t L = c.n_layer, KV = c.n_head_kv, group = c.n_head / c.n_head_kv;
+  std::ifstream in(data);
+  check(bool(in), "cannot read '{}'", data);
+  std::vector<std::vector<int32_t>> prompts;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line);
+    const std::string ctx = j.contains("text") ? j["text"].get<std::string>() : j.at("context").get<std::string>();
+    const PromptIds ids = split_prompt(*tok, ctx, j.value("question", ""), tok->spec().add_bos);
+    std::vector<int32_t> p = ids.context;
+    p.insert(p.end(), ids.question.begin(), ids.question.end());
+    prompts.push_back(std::move(p));
+  }
+  check(!prompts.empty(), "'{}' holds no prompts", data);
+  std::map<std::pair<size_t, int64_t>, std::pair<double, int64_t>> acc;  // (method, budget) -> sum, count
+  for (size_t pi = 0; pi < prompts.size(); ++pi) {
+    const auto& prompt = prompts[pi];
+    const int64_t n = int64_t(prompt.size());
+    const JudgeTarget t = compute_target(m, pool, prompt, n, max_response);
+    if (t.response.empty()) continue;
+    // Ideal scores per (layer, KV head): the group's mean target attention.
+    std::vector<std::vector<float>> ideal(size_t(L * KV), std::vector<float>(size_t(n), 0.0f));
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t h = 0; h < c.n_head; ++h)
+        for (int64_t j = 0; j < n; ++j)
+          ideal[size_t(l * KV + h / group)][size_t(j)] += float(t.maps.at(l, h, j) / double(group));
+    std::vector<std::unique_ptr<Compressor>> comps;
+    for (const auto& spec : methods) {
+      EvictionConfig cfg;
+      cfg.spec = spec;
+      cfg.budget.tokens = budgets.front();
+      comps.push_back(std::make_unique<Compressor>(cfg, m, pool));
+    }
+    Session base(m, pool);
+    base.set_observer([&](const QueryEvent& e) {
+      for (auto& cp : comps) cp->observe(e);
+    });
+    const std::vector<float> logits = base.prefill(prompt, 256);
+    base.set_observer(nullptr);
+    const int32_t first = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    for (int64_t B : budgets) {
+      if (B >= n) continue;
+      for (size_t mi = 0; mi < methods.size(); ++mi) {
+        Session w(m, pool);
+        w.restore(base.cache(), base.n_past());
+        const Budget budget{B, 0};
+        const EvictionReport r = comps[mi]->compress(w, first, &budget);
+        check(r.kept.n_heads == KV, "overlap needs KV-head granularity");
+        double sum = 0;
+        for (int64_t l = 0; l < L; ++l)
+          for (int64_t g = 0; g < KV; ++g) {
+            const auto& sc = ideal[size_t(l * KV + g)];
+            std::vector<int64_t> best = top_k(sc.data(), n, B);
+            std::sort(best.begin(), best.end());
+            const auto& kept = r.kept.at(l, g);
+            int64_t common = 0;
+            for (int64_t b : best) common += std::binary_search(kept.begin(), kept.end(), int32_t(b));
+            sum += double(common) / double(B);
+          }
+        auto& a = acc[{mi, B}];
+        a.first += sum / double(L * KV);
+        a.second += 1;
+      }
+    }
+    if (progress) std::fprintf(stderr, "\rkvsieve: overlap %zu/%zu prompts", pi + 1, prompts.size());
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  std::vector<OverlapRow> rows;
+  for (size_t mi = 0; mi < methods.size(); ++mi)
+    for (int64_t B : budgets) {
+      auto it = acc.find({mi, B});
+      if (it == acc.end()) continue;
+      rows.push_back({methods[mi], B, it->second.first / double(it->second.second), it->second.second});
+    }
+  return rows;
+}
+
+}  // namespace kvsieve

@@ -1,0 +1,29 @@
+// How close a method's keep sets come to the ideal ones: for held-out
+// prompts, the ideal keep set of each (layer, KV head) is the top-B prompt
+// positions by the attention the model's own response pays to them (the
+// Judge Q target, averaged over the head's query group). A method's score at
+// budget B is |kept ∩ ideal| / B, averaged over layers, heads and prompts.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+
+namespace kvsieve {
+
+struct OverlapRow {
+  std::string method;
+  int64_t budget;
+  double overlap;  // mean share of the ideal keep set kept
+  int64_t prompts;
+};
+
+// data: JSON lines as for training ("context" + "question", or "text").
+std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
+                                         const std::vector<std::string>& methods,
+                                         const std::vector<int64_t>& budgets, int64_t max_response,
+                                         bool progress);
+
+}  // namespace kvsieve
