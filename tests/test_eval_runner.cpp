@@ -75,6 +75,8 @@ TEST(EvalTasks, NeedleAtTheDepthAndPromptAtTheLength) {
         std::string hay = s.context.substr(s.context.find(head) + head.size());
         const size_t at = hay.find(needle);
         ASSERT_NE(at, std::string::npos) << task;
+        // Exactly one needle: the haystack folder's own notes (which quote it) are not filler.
+        EXPECT_EQ(hay.find(needle, at + 1), std::string::npos) << task;
         hay.erase(at, needle.size());
         const size_t target = size_t(double(hay.size()) * s.depth / 100.0);
         EXPECT_LE(at, target) << task << " depth " << s.depth;

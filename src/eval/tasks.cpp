@@ -48,28 +48,38 @@ uint64_t sample_seed(uint64_t run_seed, const std::string& task, int64_t length,
   return h;
 }
 
-std::string load_haystack(const std::string& path) {
-  if (path.empty()) return repeat_to(kNoiseFiller, 1 << 20);
+std::vector<std::string> read_haystack_files(const std::string& path) {
   std::vector<std::filesystem::path> files;
   if (std::filesystem::is_directory(path)) {
-    for (const auto& e : std::filesystem::directory_iterator(path))
-      if (e.path().extension() == ".txt" && e.path().filename().string().find("LICENSE") ==
-                                                 std::string::npos)
+    // Text files in name order; the folder's licence, source and needle
+    // notes are not filler.
+    for (const auto& e : std::filesystem::directory_iterator(path)) {
+      const std::string name = e.path().filename().string();
+      if (e.path().extension() == ".txt" && name.find("LICENSE") == std::string::npos &&
+          name.find("NEEDLE") == std::string::npos && name.find("SOURCE") == std::string::npos)
         files.push_back(e.path());
+    }
     std::sort(files.begin(), files.end());
   } else {
     files.push_back(path);
   }
   check(!files.empty(), "no .txt files in haystack folder '{}'", path);
-  std::string text;
+  std::vector<std::string> texts;
   for (const auto& f : files) {
     std::ifstream in(f, std::ios::binary);
     check(bool(in), "cannot read haystack file '{}'", f.string());
     std::ostringstream ss;
     ss << in.rdbuf();
-    text += ss.str();
+    texts.push_back(ss.str());
+    validate_utf8(texts.back(), "the haystack text");
   }
-  validate_utf8(text, "the haystack text");
+  return texts;
+}
+
+std::string load_haystack(const std::string& path) {
+  if (path.empty()) return repeat_to(kNoiseFiller, 1 << 20);
+  std::string text;
+  for (const auto& t : read_haystack_files(path)) text += t;
   check(text.size() > 1000, "haystack '{}' is too short", path);
   return text;
 }

@@ -49,6 +49,10 @@ uint64_t sample_seed(uint64_t run_seed, const std::string& task, int64_t length,
 std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, int64_t length,
                                  int64_t n, uint64_t run_seed, const TaskOptions& opt);
 
+// The texts of a haystack file or folder (.txt files in name order, without
+// the licence, source and needle notes), each validated as UTF-8.
+std::vector<std::string> read_haystack_files(const std::string& path);
+
 // The filler text for essay haystacks (see TaskOptions::haystack).
 std::string load_haystack(const std::string& path);
 

@@ -107,26 +107,8 @@ const std::vector<std::string>& essay_words(const std::string& path) {
   check(!path.empty(),
         "RULER essay tasks need the Paul Graham essays: give --haystack "
         "(e.g. ../shared/data/haystack/paulgraham)");
-  std::vector<std::filesystem::path> files;
-  if (std::filesystem::is_directory(path)) {
-    for (const auto& e : std::filesystem::directory_iterator(path))
-      if (e.path().extension() == ".txt" &&
-          e.path().filename().string().find("LICENSE") == std::string::npos &&
-          e.path().filename().string().find("NEEDLE") == std::string::npos &&
-          e.path().filename().string().find("SOURCE") == std::string::npos)
-        files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-  } else {
-    files.push_back(path);
-  }
   std::string all;
-  for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    check(bool(in), "cannot read '{}'", f.string());
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    all += (all.empty() ? "" : " ") + ss.str();
-  }
+  for (const auto& t : read_haystack_files(path)) all += (all.empty() ? "" : " ") + t;
   std::vector<std::string> w;
   std::istringstream in(all);
   std::string word;
