@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include <type_traits>
+
+#include "backend/cpu/ops.h"
 #include "backend/cpu/rope.h"
 #include "core/dtype.h"
 #include "core/error.h"
@@ -14,6 +17,10 @@ namespace {
 template <typename T>
 void mm(const TensorView& W, const T* x, int64_t m, T* y, ThreadPool& pool,
         const float* bias = nullptr) {
+  if constexpr (std::is_same_v<T, float>) {  // the inference kernels (SIMD)
+    matmul(W, x, m, y, pool, bias);
+    return;
+  }
   const int64_t out = W.rows(), in = W.cols();
   pool.parallel_for(out, [&](int64_t b, int64_t e, int) {
     std::vector<float> row(static_cast<size_t>(in));
@@ -44,7 +51,11 @@ void mm_t(const TensorView& W, const T* dy, int64_t m, T* dx, ThreadPool& pool) 
         const T g = dy[t * out + o];
         if (g == T(0)) continue;
         T* at = a.data() + t * in;
-        for (int64_t i = 0; i < in; ++i) at[i] += g * T(row[size_t(i)]);
+        if constexpr (std::is_same_v<T, float>) {
+          axpy_f32(g, row.data(), at, in);
+        } else {
+          for (int64_t i = 0; i < in; ++i) at[i] += g * T(row[size_t(i)]);
+        }
       }
     }
   });
@@ -165,26 +176,40 @@ void SoftPass<T>::forward(const T* E, int64_t m, AttentionMaps& maps) {
         const T* q = A.q.data() + (t * H + h) * hd;
         T* p = A.p.data() + (t * H + h) * width;
         T mx = -INFINITY;
-        for (int64_t j = 0; j < n + t + 1; ++j) {
-          T s = 0;
-          if (j < n) {
+        // Prompt keys in one SIMD sweep (float), the few soft keys by hand.
+        if constexpr (std::is_same_v<T, float>) {
+          dot_rows_f32(q, kv.k, n, hd, hd, p);
+        } else {
+          for (int64_t j = 0; j < n; ++j) {
+            T s = 0;
             for (int64_t i = 0; i < hd; ++i) s += q[i] * T(kv.k[j * hd + i]);
-          } else {
-            const T* k = A.k.data() + ((j - n) * KV + g) * hd;
-            for (int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
+            p[j] = s;
           }
-          p[j] = s * scale;
+        }
+        for (int64_t j = n; j < n + t + 1; ++j) {
+          const T* k = A.k.data() + ((j - n) * KV + g) * hd;
+          T s = 0;
+          for (int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
+          p[j] = s;
+        }
+        for (int64_t j = 0; j < n + t + 1; ++j) {
+          p[j] *= scale;
           mx = std::max(mx, p[j]);
         }
         T sum = 0;
         for (int64_t j = 0; j < n + t + 1; ++j) sum += (p[j] = std::exp(p[j] - mx));
         T* o = A.o.data() + (t * H + h) * hd;
-        for (int64_t j = 0; j < n + t + 1; ++j) {
-          p[j] /= sum;
-          const float* vp = j < n ? kv.v + j * hd : nullptr;
-          const T* vs = j < n ? nullptr : A.v.data() + ((j - n) * KV + g) * hd;
-          for (int64_t i = 0; i < hd; ++i) o[i] += p[j] * (vp ? T(vp[i]) : vs[i]);
-          if (j < n) maps.at(l, h, j) += double(p[j]) / double(m);
+        for (int64_t j = 0; j < n + t + 1; ++j) p[j] /= sum;
+        for (int64_t j = 0; j < n; ++j) maps.at(l, h, j) += double(p[j]) / double(m);
+        if constexpr (std::is_same_v<T, float>) {
+          axpy_rows_f32(p, kv.v, n, hd, hd, o);
+        } else {
+          for (int64_t j = 0; j < n; ++j)
+            for (int64_t i = 0; i < hd; ++i) o[i] += p[j] * T(kv.v[j * hd + i]);
+        }
+        for (int64_t j = n; j < n + t + 1; ++j) {
+          const T* vs = A.v.data() + ((j - n) * KV + g) * hd;
+          for (int64_t i = 0; i < hd; ++i) o[i] += p[j] * vs[i];
         }
       }
     A.x2 = A.x;
@@ -244,10 +269,15 @@ void SoftPass<T>::backward(const AttentionMaps& dmaps, T* dE) {
         const T* q = A.q.data() + (t * H + h) * hd;
         const T* dov = dout.data() + (t * H + h) * hd;
         T pdp = 0;
+        if constexpr (std::is_same_v<T, float>) dot_rows_f32(dov, kv.v, n, hd, hd, dp.data());
         for (int64_t j = 0; j < len; ++j) {
           T s = 0;
           if (j < n) {
-            for (int64_t i = 0; i < hd; ++i) s += dov[i] * T(kv.v[j * hd + i]);
+            if constexpr (std::is_same_v<T, float>) {
+              s = dp[size_t(j)];
+            } else {
+              for (int64_t i = 0; i < hd; ++i) s += dov[i] * T(kv.v[j * hd + i]);
+            }
             s += T(dmaps.at(l, h, j)) / T(m);
           } else {
             const T* vs = A.v.data() + ((j - n) * KV + g) * hd;
@@ -259,10 +289,13 @@ void SoftPass<T>::backward(const AttentionMaps& dmaps, T* dE) {
           pdp += p[j] * s;
         }
         T* dqh = dq.data() + (t * H + h) * hd;
+        for (int64_t j = 0; j < len; ++j) dp[size_t(j)] = p[j] * (dp[size_t(j)] - pdp) * scale;  // ds
+        if constexpr (std::is_same_v<T, float>) axpy_rows_f32(dp.data(), kv.k, n, hd, hd, dqh);
         for (int64_t j = 0; j < len; ++j) {
-          const T ds = p[j] * (dp[size_t(j)] - pdp) * scale;
+          const T ds = dp[size_t(j)];
           if (j < n) {
-            for (int64_t i = 0; i < hd; ++i) dqh[i] += ds * T(kv.k[j * hd + i]);
+            if constexpr (!std::is_same_v<T, float>)
+              for (int64_t i = 0; i < hd; ++i) dqh[i] += ds * T(kv.k[j * hd + i]);
           } else {
             const T* ks = A.k.data() + ((j - n) * KV + g) * hd;
             T* dks = dk.data() + ((j - n) * KV + g) * hd;
