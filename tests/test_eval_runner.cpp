@@ -121,10 +121,13 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
     ++rows;
     EXPECT_TRUE(j.contains("score")) << line.substr(0, 200);
     const std::string prompt = j["task"].get<std::string>() + j["id"].get<std::string>();
-    if (prefill.count(prompt)) EXPECT_EQ(prefill[prompt], j["prefill_s"].get<double>());
+    if (prefill.count(prompt)) {
+      EXPECT_EQ(prefill[prompt], j["prefill_s"].get<double>());
+    }
     prefill[prompt] = j["prefill_s"].get<double>();
-    if (j["method"] != "full" && j["budget"] == 40)
+    if (j["method"] != "full" && j["budget"] == 40) {
       EXPECT_LT(j["kv_bytes"].get<double>(), j["kv_bytes_full"].get<double>());
+    }
   }
   EXPECT_EQ(rows, 6 * per_prompt);
   const eval::Report r = eval::make_report(c.out_path, d.file("svg"));
