@@ -64,6 +64,14 @@ int32_t argmax(const std::vector<float>& v) {
   return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+EvictionConfig budget_cfg(const std::string& spec, int64_t tokens, Granularity g) {
+  EvictionConfig c;
+  c.spec = spec;
+  c.budget.tokens = tokens;
+  c.granularity = g;
+  return c;
+}
+
 AttnGeometry attn_geometry(const Model& m) {
   const ModelConfig& c = m.config();
   return {c.n_layer, c.n_head, c.n_head_kv, c.head_dim};

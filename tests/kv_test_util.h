@@ -21,6 +21,9 @@ std::vector<std::string> kv_test_models();
 const Model& kv_test_model(const std::string& name);  // cached per test binary
 std::vector<int32_t> kv_test_ids(const std::string& name, int64_t n);
 AttnGeometry attn_geometry(const Model& m);
+// An eviction config: method spec, tokens per head, granularity.
+EvictionConfig budget_cfg(const std::string& spec, int64_t tokens,
+                          Granularity g = Granularity::kKvHead);
 
 // A test over one of kv_test_models(), with `n` prompt ids of it.
 template <int64_t kPromptIds>

@@ -19,15 +19,6 @@ const std::vector<std::string> kAllSpecs = {
     "snapkv", "h2o", "tova", "knorm", "random", "streamingllm", "pyramidkv", "adakv",
     "adakv:variant=kvcache-factory", "snapkv:window=8,pool=avg,kernel=5", "h2o:normalize=1"};
 
-EvictionConfig budget_cfg(const std::string& spec, int64_t tokens,
-                          Granularity g = Granularity::kKvHead) {
-  EvictionConfig c;
-  c.spec = spec;
-  c.budget.tokens = tokens;
-  c.granularity = g;
-  return c;
-}
-
 // Prefills, cuts, then decodes `steps` greedy tokens; returns every step's logits.
 struct GenRun {
   std::vector<std::vector<float>> logits;  // [steps + 1][vocab]: prompt's last, then each step

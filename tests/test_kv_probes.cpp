@@ -17,15 +17,6 @@
 namespace kvsieve::testing {
 namespace {
 
-EvictionConfig cfg(const std::string& spec, int64_t tokens,
-                   Granularity g = Granularity::kKvHead) {
-  EvictionConfig c;
-  c.spec = spec;
-  c.budget.tokens = tokens;
-  c.granularity = g;
-  return c;
-}
-
 struct Cut {
   EvictionReport report;
   std::vector<int32_t> probe_tokens;
@@ -64,8 +55,8 @@ using KvProbes = KvModelTest<180>;
 
 TEST_P(KvProbes, LaqWithoutLookaheadIsSnapKV) {
   for (auto g : {Granularity::kKvHead, Granularity::kQueryHead}) {
-    const Cut laq = cut_with(*model_, ids_, cfg("laq:n=0,window=8", 40, g));
-    const Cut snap = cut_with(*model_, ids_, cfg("snapkv:window=8,kernel=7,pool=max", 40, g));
+    const Cut laq = cut_with(*model_, ids_, budget_cfg("laq:n=0,window=8", 40, g));
+    const Cut snap = cut_with(*model_, ids_, budget_cfg("snapkv:window=8,kernel=7,pool=max", 40, g));
     EXPECT_EQ(laq.report.kept.keep, snap.report.kept.keep) << granularity_name(g);
     EXPECT_TRUE(laq.probe_tokens.empty());
   }
@@ -79,7 +70,7 @@ TEST_P(KvProbes, LaqMatchesANaiveReference) {
   // decodes greedily from the first answer token; its queries are the probes.
   ThreadPool pool(1);
   Session b(m, pool);
-  Evictor stage1(cfg("snapkv:window=32,kernel=7,pool=max", B), attn_geometry(m));
+  Evictor stage1(budget_cfg("snapkv:window=32,kernel=7,pool=max", B), attn_geometry(m));
   b.set_observer([&](const QueryEvent& e) { stage1.observe(e); });
   int32_t tok = argmax(b.prefill(ids_, 64));
   stage1.compress(b.cache());
@@ -94,7 +85,7 @@ TEST_P(KvProbes, LaqMatchesANaiveReference) {
     looked.push_back(tok);
     tok = argmax(b.decode(tok));
   }
-  const Cut laq = cut_with(m, ids_, cfg(fmt::format("laq++:n={}", steps), B));
+  const Cut laq = cut_with(m, ids_, budget_cfg(fmt::format("laq++:n={}", steps), B));
   EXPECT_EQ(laq.probe_tokens, looked) << "lookahead tokens = greedy tokens on the stage-1 cache";
 
   // Naive scores: each probe's softmax over all prompt keys, plus the last w
@@ -151,7 +142,7 @@ TEST_P(KvProbes, NothingOfTheProbesRemainsAndDecodingMatchesARestoredSession) {
   for (const std::string& spec :
        std::vector<std::string>{"laq", "laq++", "judgeq:soft=" + soft, "adakv:base=laq++"}) {
     for (auto g : {Granularity::kKvHead, Granularity::kQueryHead}) {
-      const Cut cut = cut_with(*model_, ids_, cfg(spec, 48, g), 5);
+      const Cut cut = cut_with(*model_, ids_, budget_cfg(spec, 48, g), 5);
       const std::string what = spec + " " + granularity_name(g);
       EXPECT_EQ(cut.n_past_after, int32_t(ids_.size())) << what;
       EXPECT_LT(cut.max_pos_after, int32_t(ids_.size())) << what << ": probe rows left behind";
@@ -186,10 +177,10 @@ TEST_P(KvProbes, JudgeqWithTokenEmbeddingsIsASnapKVWindowOfThoseTokens) {
   const std::string soft = d.file("q.gguf");
   write_soft_tokens(soft, soft_tokens_from_ids(*model_, q, "question"));
   for (auto g : {Granularity::kKvHead, Granularity::kQueryHead}) {
-    const Cut jq = cut_with(*model_, p, cfg("judgeq:soft=" + soft + ",kernel=7,pool=max", 30, g));
+    const Cut jq = cut_with(*model_, p, budget_cfg("judgeq:soft=" + soft + ",kernel=7,pool=max", 30, g));
     std::vector<int32_t> pq(p);
     pq.insert(pq.end(), q.begin(), q.end());
-    const Cut snap = cut_with(*model_, pq, cfg("snapkv:window=12,kernel=7,pool=max", 42, g));
+    const Cut snap = cut_with(*model_, pq, budget_cfg("snapkv:window=12,kernel=7,pool=max", 42, g));
     KeepSets snap_p = snap.report.kept;
     for (auto& k : snap_p.keep) k.resize(k.size() - 12);  // drop the window (Q)
     EXPECT_EQ(jq.report.kept.keep, snap_p.keep) << granularity_name(g);
