@@ -37,7 +37,7 @@ MODEL = dict(vocab_size=32000, hidden_size=256, intermediate_size=768, num_hidde
 
 EVAL_GROUPS = [("niah_single_1", 2048), ("niah_single_2", 2048),
                ("niah_single_1", 4096), ("niah_single_2", 4096), ("niah_single_3", 4096),
-               ("niah_multikey_1", 4096), ("niah_multikey_2", 4096),
+               ("niah_multikey_1", 4096), ("niah_multikey_2", 4096), ("niah_multikey_3", 4096),
                ("niah_multivalue", 4096), ("niah_multiquery", 4096), ("vt", 4096)]
 EVAL_SEED0 = 900_000  # < ruler.TRAIN_SEED_MIN: never trained on
 
