@@ -218,8 +218,11 @@ TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
     lines += nlohmann::json({{"context", text.substr(size_t(i) * 700, 700)}}).dump() + "\n";
   write_file(d.file("held.jsonl"), lines);
   ThreadPool pool(2);
-  const auto rows =
-      keep_set_overlap(m, pool, d.file("held.jsonl"), {"snapkv", "random"}, {48, 96}, 16, false);
+  OverlapConfig cfg;
+  cfg.methods = {"snapkv", "random"};
+  cfg.budgets = {48, 96};
+  cfg.max_response = 16;
+  const auto rows = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
   ASSERT_EQ(rows.size(), 4u);
   for (const auto& r : rows) {
     EXPECT_GE(r.overlap, 0.0);
@@ -229,6 +232,32 @@ TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
   // Attention-based selection finds more of what the answer attends to than chance.
   EXPECT_GT(rows[0].overlap, rows[2].overlap + 0.1);
   EXPECT_GT(rows[1].overlap, rows[3].overlap + 0.1);
+}
+
+// Query-agnostic: the cut comes after the context, so only context positions
+// count, and a budget that covers the context but not the question is no cut.
+TEST(TrainJudgeq, KeepSetOverlapQueryAgnosticCutsAfterTheContext) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  const Model& m = kv_test_model("stories260K");
+  TempDir d;
+  const std::string text = read_file(shared_data() + "/text/tinystories_sample.txt");
+  const std::string ctx = text.substr(0, 600), question = text.substr(2000, 300);
+  const int64_t n_ctx = int64_t(m.tokenizer()->encode(ctx, true).size());
+  const int64_t n_all = int64_t(m.tokenizer()->encode(ctx + question, true).size());
+  ASSERT_GT(n_all, n_ctx + 20);
+  write_file(d.file("held.jsonl"), nlohmann::json({{"context", ctx}, {"question", question}}).dump() + "\n");
+  ThreadPool pool(2);
+  OverlapConfig cfg;
+  cfg.methods = {"snapkv", "random"};
+  cfg.budgets = {48, n_ctx + 5};
+  cfg.max_response = 16;
+  const auto aware = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
+  cfg.query_agnostic = true;
+  const auto agnostic = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
+  EXPECT_EQ(aware.size(), 4u);     // both budgets cut the whole prompt
+  ASSERT_EQ(agnostic.size(), 2u);  // n_ctx + 5 keeps the whole context: nothing to compare
+  for (const auto& r : agnostic) EXPECT_EQ(r.budget, 48);
+  EXPECT_GT(agnostic[0].overlap, agnostic[1].overlap);  // snapkv over random
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <string_view>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -63,6 +64,21 @@ std::string human_bytes(double b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f %s", b, units[u]);
   return buf;
+}
+
+std::vector<std::string> split(const std::string& s, const char* seps) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (std::string_view(seps).find(c) != std::string_view::npos) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
 }
 
 }  // namespace kvsieve::cli

@@ -3,9 +3,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "model/model.h"
 
 namespace kvsieve::cli {
@@ -26,5 +28,22 @@ std::string prompt_text(const std::string& prompt, const std::string& file);
 // Peak resident memory of this process in bytes (VmHWM), 0 if unknown.
 size_t peak_rss_bytes();
 std::string human_bytes(double b);
+
+// "a, b,c" -> {"a", "b", "c"}: splits at any of seps, drops empty pieces.
+std::vector<std::string> split(const std::string& s, const char* seps);
+
+// A comma- or space-separated list of numbers of an option (what names it in
+// the error message a bad entry gets).
+template <typename T>
+std::vector<T> numbers(const std::string& s, const char* what) {
+  std::vector<T> out;
+  for (const auto& x : split(s, ", ")) {
+    std::istringstream in(x);
+    T v;
+    check(bool(in >> v) && in.eof(), "{}: '{}' is not a number", what, x);
+    out.push_back(v);
+  }
+  return out;
+}
 
 }  // namespace kvsieve::cli

@@ -23,33 +23,6 @@ struct EvalOptions {
   bool print_samples = false;
 };
 
-std::vector<std::string> split(const std::string& s, const char* seps) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (std::string_view(seps).find(c) != std::string_view::npos) {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else {
-      cur.push_back(c);
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
-}
-
-template <typename T>
-std::vector<T> numbers(const std::string& s, const char* what) {
-  std::vector<T> out;
-  for (const auto& x : split(s, ", ")) {
-    std::istringstream in(x);
-    T v;
-    check(bool(in >> v) && in.eof(), "{}: '{}' is not a number", what, x);
-    out.push_back(v);
-  }
-  return out;
-}
-
 int run(EvalOptions& o) {
   if (o.tasks == "help") {
     for (const auto& t : eval::tasks()) std::printf("  %-18s %s\n", t.name.c_str(), t.summary.c_str());

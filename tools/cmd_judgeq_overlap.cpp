@@ -1,7 +1,6 @@
 // kvsieve judgeq-overlap: how much of the ideal keep set (the top positions
 // by the model's own answer's attention) each method keeps, on held-out prompts.
 #include <cstdio>
-#include <sstream>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -15,25 +14,23 @@ struct OverlapOptions {
   ModelOptions mo;
   std::string data, budgets = "64,128,256";
   std::vector<std::string> kv;
-  int64_t response = 64;
+  OverlapConfig cfg;
 };
 
-int run(const OverlapOptions& o) {
-  std::vector<int64_t> budgets;
-  std::istringstream in(o.budgets);
-  std::string x;
-  while (std::getline(in, x, ','))
-    if (!x.empty()) budgets.push_back(std::stoll(x));
-  std::vector<std::string> methods;
-  for (const auto& k : o.kv) {
-    std::istringstream s(k);
-    while (s >> x) methods.push_back(x);
-  }
-  if (methods.empty()) methods = {"snapkv"};
+int run(OverlapOptions& o) {
+  o.cfg.budgets = numbers<int64_t>(o.budgets, "--budgets");
+  check(!o.cfg.budgets.empty(), "--budgets: give at least one budget");
+  for (int64_t b : o.cfg.budgets) check(b > 0, "--budgets must be positive");
+  check(o.cfg.max_response > 0, "--response-tokens must be positive");
+  for (const auto& k : o.kv)
+    for (const auto& spec : split(k, " ")) o.cfg.methods.push_back(spec);
+  if (o.cfg.methods.empty()) o.cfg.methods = {"snapkv"};
+  o.cfg.progress = true;
   auto model = o.mo.load();
   ThreadPool pool(o.mo.threads);
-  const auto rows = keep_set_overlap(*model, pool, o.data, methods, budgets, o.response, true);
-  std::printf("| method | budget | share of the ideal keep set kept | prompts |\n|---|---|---:|---:|\n");
+  const auto rows = keep_set_overlap(*model, pool, o.data, o.cfg);
+  std::printf("%s: share of the ideal keep set kept\n\n| method | budget | overlap | prompts |\n|---|---|---:|---:|\n",
+              o.cfg.query_agnostic ? "query-agnostic (cut after the context)" : "query-aware (cut after the question)");
   for (const auto& r : rows)
     std::printf("| %s | %lld | %.1f%% | %lld |\n", r.method.c_str(), (long long)r.budget,
                 100 * r.overlap, (long long)r.prompts);
@@ -51,8 +48,11 @@ KVSIEVE_COMMAND(47, [](CLI::App& app) -> std::function<int()> {
       ->check(CLI::ExistingFile);
   sub->add_option("--kv", o->kv, "Methods to compare (repeat, or space-separated); default snapkv");
   sub->add_option("--budgets", o->budgets, "Budgets, comma-separated")->capture_default_str();
-  sub->add_option("--response-tokens", o->response, "Answer tokens that define the ideal")
+  sub->add_option("--response-tokens", o->cfg.max_response, "Answer tokens that define the ideal")
       ->capture_default_str();
+  sub->add_flag("--query-agnostic", o->cfg.query_agnostic,
+                "Cut after the context, before the question is read (the ideal: the answer's "
+                "attention over the context)");
   return [o] { return run(*o); };
 });
 

@@ -18,33 +18,48 @@
 namespace kvsieve {
 
 std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
-                                         const std::vector<std::string>& methods,
-                                         const std::vector<int64_t>& budgets, int64_t max_response,
-                                         bool progress) {
+                                         const OverlapConfig& cfg) {
   const Tokenizer* tok = m.tokenizer();
   check(tok != nullptr, "the model has no tokenizer");
-  check(!methods.empty() && !budgets.empty(), "give methods and budgets");
+  check(!cfg.methods.empty() && !cfg.budgets.empty(), "give methods and budgets");
+  for (int64_t B : cfg.budgets) check(B > 0, "budgets must be positive (got {})", B);
+  const auto& methods = cfg.methods;
+  const auto& budgets = cfg.budgets;
   const ModelConfig& c = m.config();
   const int64_t L = c.n_layer, KV = c.n_head_kv, group = c.n_head / c.n_head_kv;
   std::ifstream in(data);
   check(bool(in), "cannot read '{}'", data);
-  std::vector<std::vector<int32_t>> prompts;
+  struct Prompt {
+    std::vector<int32_t> ids;  // context + question
+    int64_t n_cut;             // the prefix that is prefilled, then cut
+  };
+  std::vector<Prompt> prompts;
   std::string line;
+  int64_t line_no = 0;
   while (std::getline(in, line)) {
+    ++line_no;
     if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail("{}:{}: not JSON ({})", data, line_no, e.what());
+    }
+    check(j.is_object() && (j.contains("text") || j.contains("context")),
+          "{}:{}: needs \"context\" (and \"question\") or \"text\"", data, line_no);
     const std::string ctx = j.contains("text") ? j["text"].get<std::string>() : j.at("context").get<std::string>();
     const PromptIds ids = split_prompt(*tok, ctx, j.value("question", ""), tok->spec().add_bos);
-    std::vector<int32_t> p = ids.context;
-    p.insert(p.end(), ids.question.begin(), ids.question.end());
+    Prompt p{ids.context, int64_t(ids.context.size())};
+    p.ids.insert(p.ids.end(), ids.question.begin(), ids.question.end());
+    if (!cfg.query_agnostic) p.n_cut = int64_t(p.ids.size());
     prompts.push_back(std::move(p));
   }
   check(!prompts.empty(), "'{}' holds no prompts", data);
   std::map<std::pair<size_t, int64_t>, std::pair<double, int64_t>> acc;  // (method, budget) -> sum, count
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    const auto& prompt = prompts[pi];
-    const int64_t n = int64_t(prompt.size());
-    const JudgeTarget t = compute_target(m, pool, prompt, n, max_response);
+    const auto& prompt = prompts[pi].ids;
+    const int64_t n = prompts[pi].n_cut;  // positions that can be kept
+    const JudgeTarget t = compute_target(m, pool, prompt, n, cfg.max_response);
     if (t.response.empty()) continue;
     // Ideal scores per (layer, KV head): the group's mean target attention.
     std::vector<std::vector<float>> ideal(size_t(L * KV), std::vector<float>(size_t(n), 0.0f));
@@ -63,7 +78,8 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
     base.set_observer([&](const QueryEvent& e) {
       for (auto& cp : comps) cp->observe(e);
     });
-    const std::vector<float> logits = base.prefill(prompt, 256);
+    const std::vector<int32_t> cut_prefix(prompt.begin(), prompt.begin() + n);
+    const std::vector<float> logits = base.prefill(cut_prefix, 256);
     base.set_observer(nullptr);
     const int32_t first = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     for (int64_t B : budgets) {
@@ -90,9 +106,9 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
         a.second += 1;
       }
     }
-    if (progress) std::fprintf(stderr, "\rkvsieve: overlap %zu/%zu prompts", pi + 1, prompts.size());
+    if (cfg.progress) std::fprintf(stderr, "\rkvsieve: overlap %zu/%zu prompts", pi + 1, prompts.size());
   }
-  if (progress) std::fprintf(stderr, "\n");
+  if (cfg.progress) std::fprintf(stderr, "\n");
   std::vector<OverlapRow> rows;
   for (size_t mi = 0; mi < methods.size(); ++mi)
     for (int64_t B : budgets) {

@@ -3,6 +3,8 @@
 // positions by the attention the model's own response pays to them (the
 // Judge Q target, averaged over the head's query group). A method's score at
 // budget B is |kept ∩ ideal| / B, averaged over layers, heads and prompts.
+// The response is always generated from the whole prompt; query-agnostic
+// runs only cut earlier, as the eval does.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,10 +22,18 @@ struct OverlapRow {
   int64_t prompts;
 };
 
+struct OverlapConfig {
+  std::vector<std::string> methods;  // eviction specs, e.g. "snapkv", "judgeq:soft=F"
+  std::vector<int64_t> budgets;      // tokens per KV head
+  int64_t max_response = 64;         // answer tokens whose attention defines the ideal
+  // Cut after the context, before the question is read (as kvsieve eval
+  // --query-agnostic does); the ideal is then over the context positions only.
+  bool query_agnostic = false;
+  bool progress = false;
+};
+
 // data: JSON lines as for training ("context" + "question", or "text").
 std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
-                                         const std::vector<std::string>& methods,
-                                         const std::vector<int64_t>& budgets, int64_t max_response,
-                                         bool progress);
+                                         const OverlapConfig& cfg);
 
 }  // namespace kvsieve
