@@ -1,10 +1,12 @@
 // The model the project ships (models/kvsieve-tiny.gguf, issue 7): it loads,
 // and with the full cache it still finds the needle in held-out RULER
-// niah_single_1 prompts at 2K tokens (issue 7 asks > 90 % of 20 prompts).
+// niah_single_1 prompts at 2K tokens (issue 7 asks > 90 % of 20 prompts); the
+// Judge Q soft tokens shipped beside it were made for it (issue 5).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
+#include "engine/soft_tokens.h"
 #include "eval/runner.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -37,6 +39,27 @@ TEST(ShippedModel, FullCacheFindsTheNeedleAt2K) {
   std::string line;
   while (std::getline(in, line)) sum += nlohmann::json::parse(line)["score"].get<double>();
   EXPECT_GT(sum / 20.0, 0.9) << "full-cache niah_single_1 accuracy at 2K";
+}
+
+// Both soft-token files load, were trained (not just initialised) for these
+// very weights, with the placement their names say, and inspect shows them.
+TEST(ShippedModel, JudgeqSoftTokensAreTrainedForIt) {
+  if (!std::filesystem::exists(shipped_model())) GTEST_SKIP() << "models/kvsieve-tiny.gguf is not in this checkout";
+  auto m = Model::load(shipped_model());
+  const std::string dir = std::string(KVSIEVE_SOURCE_DIR) + "/models/";
+  for (const char* name : {"kvsieve-tiny.judgeq.gguf", "kvsieve-tiny.judgeq-agnostic.gguf"}) {
+    SCOPED_TRACE(name);
+    const SoftTokens s = read_soft_tokens(dir + name);
+    EXPECT_NO_THROW(check_soft_tokens_fit(s, *m));
+    EXPECT_EQ(s.m, 32);
+    EXPECT_EQ(s.origin.rfind("trained: ", 0), 0u) << s.origin;
+    const bool agnostic = std::string(name).find("agnostic") != std::string::npos;
+    EXPECT_EQ(s.origin.find("query-agnostic") != std::string::npos, agnostic) << s.origin;
+    const auto r = run_kvsieve("inspect " + dir + name);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("Judge Q soft tokens"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("32 x 256"), std::string::npos) << r.out;
+  }
 }
 
 }  // namespace

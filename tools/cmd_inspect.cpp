@@ -1,12 +1,17 @@
 // kvsieve inspect MODEL: what a model file holds (format, hyper-parameters,
 // RoPE, tensors, tokenizer), read through the same loader the engine uses, so
 // anything the engine would refuse is reported here with the same message.
+// Judge Q soft-token files are shown too (their size, model and origin).
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <regex>
 
 #include "commands.h"
 #include "core/error.h"
+#include "engine/soft_tokens.h"
+#include "io/gguf.h"
 #include "io/model_source.h"
 #include "tokenizer/vocab_loaders.h"
 
@@ -35,6 +40,25 @@ std::string token_str(const VocabSpec& v, int32_t id) {
   if (id < 0) return "none";
   if (size_t(id) >= v.tokens.size()) return fmt::format("{} (out of range)", id);
   return fmt::format("{} '{}'", id, v.tokens[size_t(id)]);
+}
+
+// A Judge Q soft-token file (kvsieve judgeq-init / train-judgeq) is a GGUF
+// whose general.architecture is "judgeq".
+bool is_soft_token_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  if (!in.read(magic, 4) || std::string(magic, 4) != "GGUF") return false;
+  return GgufFile(path).get_string("general.architecture").value_or("") == "judgeq";
+}
+
+void print_soft_tokens(const SoftTokens& s) {
+  std::printf("format:          Judge Q soft tokens (GGUF)\n");
+  std::printf("soft tokens:     %lld x %lld (f32 embeddings)\n", (long long)s.m, (long long)s.n_embd);
+  std::printf("for model:       %s, %lld layers, vocab %lld, fingerprint %s\n", s.arch.c_str(),
+              (long long)s.n_layer, (long long)s.n_vocab, s.fingerprint.empty() ? "none" : s.fingerprint.c_str());
+  std::printf("origin:          %s\n", s.origin.empty() ? "unknown" : s.origin.c_str());
 }
 
 void print_model(const ModelSource& m, bool all_tensors) {
@@ -122,6 +146,10 @@ KVSIEVE_COMMAND(20, [](CLI::App& app) -> std::function<int()> {
                   "Tokenizer file (llama2.c tokenizer.bin for --llama2c; else any tokenizer file, "
                   "replacing the model's)");
   return [opt] {
+    if (!opt->llama2c && is_soft_token_file(opt->model)) {
+      print_soft_tokens(read_soft_tokens(opt->model));
+      return 0;
+    }
     ModelSource m;
     if (opt->llama2c) {
       m = open_llama2c(opt->model, opt->tokenizer);

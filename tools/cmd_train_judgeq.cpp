@@ -30,13 +30,16 @@ int run(TrainOptions& o) {
   const size_t k = std::min<size_t>(10, r.losses.size());
   double first = 0, last = 0;
   for (size_t i = 0; i < k; ++i) first += r.losses[i] / double(k), last += r.losses[r.losses.size() - 1 - i] / double(k);
+  const double train_s = r.seconds - r.target_seconds;
+  const double steps = double(std::max<size_t>(1, r.losses.size()));
   std::fprintf(stderr,
                "kvsieve: wrote %s (%lld soft tokens); steps %lld..%lld, loss %.6g -> %.6g (mean of "
-               "the first and last %zu); targets %.1f s, training %.1f s (%.3f s per step)\n",
+               "the first and last %zu)\n"
+               "kvsieve: targets %.1f s; training %.1f s: %.3f s per step, of which prompt prefills "
+               "%.3f (%lld prefills, %.1f s)\n",
                o.cfg.out.c_str(), (long long)o.cfg.soft_tokens, (long long)r.first_step,
-               (long long)o.cfg.steps, first, last, k, r.target_seconds,
-               r.seconds - r.target_seconds,
-               r.losses.empty() ? 0.0 : (r.seconds - r.target_seconds) / double(r.losses.size()));
+               (long long)o.cfg.steps, first, last, k, r.target_seconds, train_s, train_s / steps,
+               r.prefill_seconds / steps, (long long)r.prefills, r.prefill_seconds);
   return 0;
 }
 
@@ -72,8 +75,13 @@ KVSIEVE_COMMAND(46, [](CLI::App& app) -> std::function<int()> {
                 "Soft tokens follow the context only (they are used before the question is read)");
   sub->add_option("--checkpoint-every", o->cfg.checkpoint_every, "Steps between checkpoints")
       ->capture_default_str();
-  sub->add_option("--cache-prompts", o->cfg.cache_prompts, "Prompt K/V caches kept in memory")
-      ->capture_default_str();
+  sub->add_option("--cache-prompts", o->cfg.cache_prompts,
+                  "Prompt K/V caches kept in memory between steps (default: as many as fit in "
+                  "--cache-mib; a prompt not held is prefilled again)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--cache-mib", o->cfg.cache_mib, "Memory for the prompt K/V caches, MiB")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--targets", o->cfg.target_dir, "Folder for cached targets (default OUT.targets)");
   sub->add_flag("--resume", o->cfg.resume, "Continue from OUT and OUT.state");
   sub->add_option("--stop-after", o->cfg.stop_after,

@@ -148,7 +148,6 @@ double lr_at(const TrainConfig& c, int64_t step) {
 
 TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cfg) {
   const auto t0 = clock_type::now();
-  const ModelConfig& c = m.config();
   check(m.tokenizer() != nullptr, "training needs a model with a tokenizer");
   check(cfg.soft_tokens > 0 && cfg.soft_tokens <= 4096, "--soft-tokens must be in [1, 4096]");
   check(cfg.steps > 0 && cfg.lr > 0 && cfg.max_response > 0, "bad training settings");
@@ -205,17 +204,29 @@ TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cf
 
   // Prompt caches kept between steps (least recently used dropped).
   std::list<std::pair<size_t, std::unique_ptr<Session>>> lru;
+  size_t lru_bytes = 0;
+  const size_t cache_cap = size_t(std::max<int64_t>(0, cfg.cache_mib)) << 20;
   auto session_for = [&](size_t i) -> Session& {
     for (auto it = lru.begin(); it != lru.end(); ++it)
       if (it->first == i) {
         lru.splice(lru.begin(), lru, it);
         return *lru.front().second;
       }
+    const auto tp = clock_type::now();
     auto s = std::make_unique<Session>(m, pool);
     const Example& e = data[i];
     s->prefill(std::vector<int32_t>(e.prompt.begin(), e.prompt.begin() + e.n_soft_prompt), 256);
+    res.prefill_seconds += std::chrono::duration<double>(clock_type::now() - tp).count();
+    ++res.prefills;
+    lru_bytes += s->cache().kv_bytes();
     lru.emplace_front(i, std::move(s));
-    if (int64_t(lru.size()) > std::max<int64_t>(1, cfg.cache_prompts)) lru.pop_back();
+    auto over = [&] {
+      return cfg.cache_prompts > 0 ? int64_t(lru.size()) > cfg.cache_prompts : lru_bytes > cache_cap;
+    };
+    while (lru.size() > 1 && over()) {
+      lru_bytes -= lru.back().second->cache().kv_bytes();
+      lru.pop_back();
+    }
     return *lru.front().second;
   };
 
@@ -271,8 +282,11 @@ TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cf
   if (cfg.progress) std::fprintf(stderr, "\n");
   checkpoint(st.step < cfg.steps
                  ? fmt::format("training: step {} of {}", st.step, cfg.steps)
-                 : fmt::format("trained: {} steps on {}, {} loss, last average {:.6g}", st.step,
-                               cfg.data, cfg.loss == JudgeLoss::kMse ? "mse" : "kl", avg));
+                 : fmt::format("trained: {} steps on {} ({} prompts), soft tokens after the {}, "
+                               "{} loss, last average {:.6g}",
+                               st.step, std::filesystem::path(cfg.data).filename().string(),
+                               usable.size(), cfg.query_agnostic ? "context (query-agnostic)" : "question",
+                               cfg.loss == JudgeLoss::kMse ? "mse" : "kl", avg));
   res.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
   return res;
 }

@@ -34,7 +34,11 @@ struct TrainConfig {
   uint64_t seed = 1;
   bool query_agnostic = false;  // soft tokens after the context only
   int64_t checkpoint_every = 50;
-  int64_t cache_prompts = 16;   // prompt K/V caches kept between steps
+  // Prompt K/V caches kept between steps, least recently used dropped: at most
+  // this many, or (0) as many as fit in cache_mib. A step whose prompt is not
+  // held pays a prefill of it, which costs more than the step itself.
+  int64_t cache_prompts = 0;
+  int64_t cache_mib = 4096;
   std::string target_dir;       // targets cached on disk ("" : OUT.targets/)
   bool resume = false;
   int64_t stop_after = 0;       // stop (and checkpoint) at this step, to resume later; 0: run to the end
@@ -45,6 +49,10 @@ struct TrainResult {
   std::vector<double> losses;  // per step run
   int64_t first_step = 0;      // where this run started (after a resume)
   double seconds = 0, target_seconds = 0;
+  // Of the training time: prefilling prompts whose K/V was not held (the
+  // first step on each prompt, and every miss of the prompt cache).
+  double prefill_seconds = 0;
+  int64_t prefills = 0;
 };
 
 TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cfg);
