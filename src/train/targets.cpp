@@ -19,7 +19,6 @@ JudgeTarget compute_target(const Model& m, ThreadPool& pool, const std::vector<i
   JudgeTarget t;
   t.maps.reset(c.n_layer, c.n_head, n_scored);
   Session s(m, pool);
-  const int64_t V = c.n_vocab;
   const Tokenizer* tok = m.tokenizer();
   // Greedy response with the full cache.
   std::vector<float> logits = s.prefill(prompt, 256);
