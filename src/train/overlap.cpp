@@ -2,17 +2,14 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "engine/compressor.h"
-#include "engine/prompt.h"
 #include "engine/session.h"
 #include "kv/select.h"
+#include "train/prompt_file.h"
 #include "train/targets.h"
 
 namespace kvsieve {
@@ -27,38 +24,12 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
   const auto& budgets = cfg.budgets;
   const ModelConfig& c = m.config();
   const int64_t L = c.n_layer, KV = c.n_head_kv, group = c.n_head / c.n_head_kv;
-  std::ifstream in(data);
-  check(bool(in), "cannot read '{}'", data);
-  struct Prompt {
-    std::vector<int32_t> ids;  // context + question
-    int64_t n_cut;             // the prefix that is prefilled, then cut
-  };
-  std::vector<Prompt> prompts;
-  std::string line;
-  int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}:{}: not JSON ({})", data, line_no, e.what());
-    }
-    check(j.is_object() && (j.contains("text") || j.contains("context")),
-          "{}:{}: needs \"context\" (and \"question\") or \"text\"", data, line_no);
-    const std::string ctx = j.contains("text") ? j["text"].get<std::string>() : j.at("context").get<std::string>();
-    const PromptIds ids = split_prompt(*tok, ctx, j.value("question", ""), tok->spec().add_bos);
-    Prompt p{ids.context, int64_t(ids.context.size())};
-    p.ids.insert(p.ids.end(), ids.question.begin(), ids.question.end());
-    if (!cfg.query_agnostic) p.n_cut = int64_t(p.ids.size());
-    prompts.push_back(std::move(p));
-  }
-  check(!prompts.empty(), "'{}' holds no prompts", data);
+  const std::vector<PromptLine> prompts = read_prompt_lines(data, *tok, "held-out prompts");
   std::map<std::pair<size_t, int64_t>, std::pair<double, int64_t>> acc;  // (method, budget) -> sum, count
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const auto& prompt = prompts[pi].ids;
-    const int64_t n = prompts[pi].n_cut;  // positions that can be kept
+    // The prefix that is prefilled, then cut: the context (query-agnostic) or all.
+    const int64_t n = cfg.query_agnostic ? prompts[pi].n_context : int64_t(prompt.size());
     const JudgeTarget t = compute_target(m, pool, prompt, n, cfg.max_response);
     if (t.response.empty()) continue;
     // Ideal scores per (layer, KV head): the group's mean target attention.

@@ -13,14 +13,12 @@
 #include <memory>
 #include <random>
 
-#include <nlohmann/json.hpp>
-
 #include "core/atomic_file.h"
 #include "core/dtype.h"
 #include "core/error.h"
-#include "engine/prompt.h"
 #include "engine/session.h"
 #include "engine/soft_tokens.h"
+#include "train/prompt_file.h"
 #include "train/targets.h"
 
 namespace kvsieve {
@@ -34,46 +32,20 @@ struct Example {
 };
 
 std::vector<Example> read_data(const TrainConfig& cfg, const Tokenizer& tok) {
-  std::ifstream in(cfg.data);
-  check(bool(in), "cannot read training data '{}'", cfg.data);
   std::vector<Example> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("'{}' line {}: not JSON ({})", cfg.data, n, e.what());
-    }
-    std::string context, question;
-    if (j.contains("text")) {
-      context = j["text"].get<std::string>();
-    } else {
-      check(j.contains("context") && j["context"].is_string(),
-            "'{}' line {}: needs \"context\" (and \"question\") or \"text\"", cfg.data, n);
-      context = j["context"].get<std::string>();
-      question = j.value("question", "");
-    }
-    validate_utf8(context + question, "training text");
-    PromptIds ids = split_prompt(tok, context, question, tok.spec().add_bos);
+  for (PromptLine& p : read_prompt_lines(cfg.data, tok, "training data")) {
     Example e;
-    e.prompt = ids.context;
-    e.prompt.insert(e.prompt.end(), ids.question.begin(), ids.question.end());
-    e.n_soft_prompt = cfg.query_agnostic && !ids.question.empty() ? int64_t(ids.context.size())
-                                                                   : int64_t(e.prompt.size());
+    e.prompt = std::move(p.ids);
+    e.n_soft_prompt = cfg.query_agnostic ? p.n_context : int64_t(e.prompt.size());
     if (cfg.max_prompt > 0 && int64_t(e.prompt.size()) > cfg.max_prompt) {
       // Keep the end (where the question is); the front is cut.
       const int64_t cut = int64_t(e.prompt.size()) - cfg.max_prompt;
-      check(e.n_soft_prompt > cut + 1, "'{}' line {}: --max-prompt leaves no context", cfg.data, n);
+      check(e.n_soft_prompt > cut + 1, "'{}' line {}: --max-prompt leaves no context", cfg.data, p.line);
       e.prompt.erase(e.prompt.begin() + (tok.bos() >= 0 ? 1 : 0), e.prompt.begin() + cut + (tok.bos() >= 0 ? 1 : 0));
       e.n_soft_prompt -= cut;
     }
     out.push_back(std::move(e));
   }
-  check(!out.empty(), "'{}' holds no training prompts", cfg.data);
   return out;
 }
 

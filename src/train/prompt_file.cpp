@@ -1,0 +1,51 @@
+#include "train/prompt_file.h"
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "engine/prompt.h"
+
+namespace kvsieve {
+
+std::vector<PromptLine> read_prompt_lines(const std::string& path, const Tokenizer& tok,
+                                          const char* what) {
+  std::ifstream in(path);
+  check(bool(in), "cannot read {} '{}'", what, path);
+  std::vector<PromptLine> out;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail("'{}' line {}: not JSON ({})", path, n, e.what());
+    }
+    std::string context, question;
+    if (j.is_object() && j.contains("text") && j["text"].is_string()) {
+      context = j["text"].get<std::string>();
+    } else {
+      check(j.is_object() && j.contains("context") && j["context"].is_string() &&
+                (!j.contains("question") || j["question"].is_string()),
+            "'{}' line {}: needs \"context\" (and \"question\") or \"text\", as strings", path, n);
+      context = j["context"].get<std::string>();
+      question = j.value("question", "");
+    }
+    validate_utf8(context + question, what);
+    const PromptIds ids = split_prompt(tok, context, question, tok.spec().add_bos);
+    PromptLine p;
+    p.ids = ids.context;
+    p.ids.insert(p.ids.end(), ids.question.begin(), ids.question.end());
+    p.n_context = int64_t(ids.context.size());
+    p.line = n;
+    out.push_back(std::move(p));
+  }
+  check(!out.empty(), "{} '{}' holds no prompts", what, path);
+  return out;
+}
+
+}  // namespace kvsieve
