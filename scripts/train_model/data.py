@@ -36,10 +36,10 @@ FINAL_P = [0.05, 0.08, 0.12, 0.25, 0.50]
 CURRICULUM = [(0.04, 256), (0.10, 512), (0.17, 1024), (0.25, 2048)]
 
 MIXTURE = {
-    "kv": 0.40, "vtd": 0.17, "copy": 0.06, "lm": 0.05,
-    "niah_single_1": 0.03, "niah_single_2": 0.03, "niah_single_3": 0.02,
-    "niah_multikey_1": 0.04, "niah_multikey_2": 0.05, "niah_multikey_3": 0.06,
-    "niah_multivalue": 0.04, "niah_multiquery": 0.02, "vt": 0.03, "cwe": 0.005, "fwe": 0.005,
+    "kv": 0.38, "vtd": 0.16, "copy": 0.05, "lm": 0.095,
+    "niah_single_1": 0.035, "niah_single_2": 0.035, "niah_single_3": 0.02,
+    "niah_multikey_1": 0.045, "niah_multikey_2": 0.04, "niah_multikey_3": 0.035,
+    "niah_multivalue": 0.04, "niah_multiquery": 0.02, "vt": 0.035, "cwe": 0.005, "fwe": 0.005,
 }
 RULER_MIN_L = 1024  # below this a RULER-task draw becomes a kv sample
 
@@ -261,12 +261,12 @@ class Mixture:
     def kv_sample(self, L, seed):
         res = self.res
         rng = ruler.sample_rng("kv", L, seed)
-        vtype = "uuids" if rng.uniform() < 0.3 else "numbers"
+        vtype = "uuids" if rng.uniform() < 0.25 else "numbers"
         u = rng.uniform()
-        hay = "noise" if u < 0.2 else ("essay" if u < 0.65 else "needle")
+        hay = "noise" if u < 0.2 else ("essay" if u < 0.68 else "needle")
         # uuid keys among uuid distractor lines (niah_multikey_3) is the hardest lookup: the
         # key must be matched over ~20 hex tokens against dozens of near-identical lines
-        ktype = "uuids" if (hay == "needle" and vtype == "uuids" and rng.uniform() < 0.75) else "words"
+        ktype = "uuids" if (hay == "needle" and vtype == "uuids" and rng.uniform() < 0.6) else "words"
         maxk = max(2, min(24, L // 100))
         m = 1 + rng.below(min(4, maxk) if hay == "needle" else maxk)
         used_k, used_v = set(), set()

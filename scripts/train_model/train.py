@@ -175,8 +175,15 @@ def main():
     ap.add_argument("--eval-n", type=int, default=16)
     ap.add_argument("--ckpt-minutes", type=float, default=3.0)
     ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--layers", type=int, default=MODEL["num_hidden_layers"],
+                    help="decoder layers (hidden 256, 4 query heads of 64 each way)")
+    ap.add_argument("--kv-heads", type=int, default=MODEL["num_key_value_heads"],
+                    help="KV heads (1: GQA 4:1; 2: 2:1; 4: no sharing)")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
+    if a.layers < 1 or a.kv_heads not in (1, 2, 4):
+        ap.error("--layers must be >= 1 and --kv-heads one of 1, 2, 4")
+    MODEL.update(num_hidden_layers=a.layers, num_key_value_heads=a.kv_heads)
     t_start = time.time()
 
     import torch
