@@ -232,6 +232,16 @@ TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
   // Attention-based selection finds more of what the answer attends to than chance.
   EXPECT_GT(rows[0].overlap, rows[2].overlap + 0.1);
   EXPECT_GT(rows[1].overlap, rows[3].overlap + 0.1);
+  // Paired with the first method on the same prompts: the first against itself
+  // is 0; the mean difference is the difference of the means; the spread of
+  // three prompts gives standard errors.
+  for (int i : {0, 1}) {
+    EXPECT_EQ(rows[size_t(i)].vs_first, 0.0);
+    EXPECT_EQ(rows[size_t(i)].vs_first_se, 0.0);
+    EXPECT_NEAR(rows[size_t(i + 2)].vs_first, rows[size_t(i + 2)].overlap - rows[size_t(i)].overlap, 1e-12);
+    EXPECT_GT(rows[size_t(i + 2)].vs_first_se, 0.0);
+    EXPECT_GT(rows[size_t(i)].overlap_se, 0.0);
+  }
 }
 
 // Query-agnostic: the cut comes after the context, so only context positions

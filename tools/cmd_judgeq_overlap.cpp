@@ -1,6 +1,9 @@
 // kvsieve judgeq-overlap: how much of the ideal keep set (the top positions
 // by the model's own answer's attention) each method keeps, on held-out prompts.
 #include <cstdio>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "cli_common.h"
 #include "commands.h"
@@ -29,11 +32,20 @@ int run(OverlapOptions& o) {
   auto model = o.mo.load();
   ThreadPool pool(o.mo.threads);
   const auto rows = keep_set_overlap(*model, pool, o.data, o.cfg);
-  std::printf("%s: share of the ideal keep set kept\n\n| method | budget | overlap | prompts |\n|---|---|---:|---:|\n",
-              o.cfg.query_agnostic ? "query-agnostic (cut after the context)" : "query-aware (cut after the question)");
-  for (const auto& r : rows)
-    std::printf("| %s | %lld | %.1f%% | %lld |\n", r.method.c_str(), (long long)r.budget,
-                100 * r.overlap, (long long)r.prompts);
+  const std::string& first = o.cfg.methods.front();
+  std::printf("%s: share of the ideal keep set kept (± standard error over prompts)\n\n"
+              "| method | budget | overlap | vs %s, paired | prompts |\n|---|---|---:|---:|---:|\n",
+              o.cfg.query_agnostic ? "query-agnostic (cut after the context)" : "query-aware (cut after the question)",
+              first.c_str());
+  for (const auto& r : rows) {
+    const std::string vs = r.method == first ? std::string("-")
+                                             : fmt::format("{:+.1f} ± {:.1f}", 100 * r.vs_first, 100 * r.vs_first_se);
+    std::printf("| %s | %lld | %.1f%% ± %.1f | %s | %lld |\n", r.method.c_str(), (long long)r.budget,
+                100 * r.overlap, 100 * r.overlap_se, vs.c_str(), (long long)r.prompts);
+  }
+  std::printf("\n'vs %s': the mean over prompts of each method's overlap minus the first method's on "
+              "the same prompt, in points; a difference beyond about twice its error is unlikely to be chance.\n",
+              first.c_str());
   return 0;
 }
 
@@ -46,7 +58,9 @@ KVSIEVE_COMMAND(47, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("--data", o->data, "Held-out prompts (JSON lines, as for train-judgeq)")
       ->required()
       ->check(CLI::ExistingFile);
-  sub->add_option("--kv", o->kv, "Methods to compare (repeat, or space-separated); default snapkv");
+  sub->add_option("--kv", o->kv,
+                  "Methods to compare (repeat, or space-separated; the first is the one the others are "
+                  "compared with, prompt by prompt); default snapkv");
   sub->add_option("--budgets", o->budgets, "Budgets, comma-separated")->capture_default_str();
   sub->add_option("--response-tokens", o->cfg.max_response, "Answer tokens that define the ideal")
       ->capture_default_str();

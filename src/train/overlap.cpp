@@ -1,6 +1,7 @@
 #include "train/overlap.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -25,7 +26,9 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
   const ModelConfig& c = m.config();
   const int64_t L = c.n_layer, KV = c.n_head_kv, group = c.n_head / c.n_head_kv;
   const std::vector<PromptLine> prompts = read_prompt_lines(data, *tok, "held-out prompts");
-  std::map<std::pair<size_t, int64_t>, std::pair<double, int64_t>> acc;  // (method, budget) -> sum, count
+  // (method, budget) -> overlap per prompt; every method runs on the same
+  // prompts at a budget, so the vectors of one budget line up for pairing.
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> acc;
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const auto& prompt = prompts[pi].ids;
     // The prefix that is prefilled, then cut: the context (query-agnostic) or all.
@@ -72,20 +75,33 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
             for (int64_t b : best) common += std::binary_search(kept.begin(), kept.end(), int32_t(b));
             sum += double(common) / double(B);
           }
-        auto& a = acc[{mi, B}];
-        a.first += sum / double(L * KV);
-        a.second += 1;
+        acc[{mi, B}].push_back(sum / double(L * KV));
       }
     }
     if (cfg.progress) std::fprintf(stderr, "\rkvsieve: overlap %zu/%zu prompts", pi + 1, prompts.size());
   }
   if (cfg.progress) std::fprintf(stderr, "\n");
+  // Mean and standard error of the mean of x.
+  const auto mean_se = [](const std::vector<double>& x) {
+    double mean = 0, ss = 0;
+    for (double v : x) mean += v;
+    mean /= double(x.size());
+    for (double v : x) ss += (v - mean) * (v - mean);
+    const double se = x.size() > 1 ? std::sqrt(ss / double(x.size() - 1) / double(x.size())) : 0.0;
+    return std::pair<double, double>{mean, se};
+  };
   std::vector<OverlapRow> rows;
   for (size_t mi = 0; mi < methods.size(); ++mi)
     for (int64_t B : budgets) {
       auto it = acc.find({mi, B});
       if (it == acc.end()) continue;
-      rows.push_back({methods[mi], B, it->second.first / double(it->second.second), it->second.second});
+      const std::vector<double>& x = it->second;
+      const std::vector<double>& first = acc.at({0, B});
+      std::vector<double> diff(x.size());
+      for (size_t i = 0; i < x.size(); ++i) diff[i] = x[i] - first[i];
+      const auto [mean, se] = mean_se(x);
+      const auto [dmean, dse] = mean_se(diff);
+      rows.push_back({methods[mi], B, mean, se, dmean, dse, int64_t(x.size())});
     }
   return rows;
 }

@@ -3,6 +3,10 @@
 // positions by the attention the model's own response pays to them (the
 // Judge Q target, averaged over the head's query group). A method's score at
 // budget B is |kept ∩ ideal| / B, averaged over layers, heads and prompts.
+// Every method sees the same prompts, so each is also compared with the first
+// method prompt by prompt (a paired difference and its standard error): the
+// differences between methods are often a few points, well inside the spread
+// of single prompts, and only the pairing says whether they are real.
 // The response is always generated from the whole prompt; query-agnostic
 // runs only cut earlier, as the eval does.
 #pragma once
@@ -18,7 +22,10 @@ namespace kvsieve {
 struct OverlapRow {
   std::string method;
   int64_t budget;
-  double overlap;  // mean share of the ideal keep set kept
+  double overlap;        // mean share of the ideal keep set kept, over prompts
+  double overlap_se;     // its standard error (0 with one prompt)
+  double vs_first;       // mean of (this method - the first method), prompt by prompt
+  double vs_first_se;    // its standard error
   int64_t prompts;
 };
 
