@@ -241,6 +241,15 @@ TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
     EXPECT_NEAR(rows[size_t(i + 2)].vs_first, rows[size_t(i + 2)].overlap - rows[size_t(i)].overlap, 1e-12);
     EXPECT_GT(rows[size_t(i + 2)].vs_first_se, 0.0);
     EXPECT_GT(rows[size_t(i)].overlap_se, 0.0);
+    // The kept set holds at most B positions, so at most the ideal's mass;
+    // attention-based selection holds more of it than chance.
+    for (int j : {i, i + 2}) {
+      EXPECT_GT(rows[size_t(j)].mass, 0.0);
+      EXPECT_LE(rows[size_t(j)].mass, 1.0 + 1e-9);
+    }
+    EXPECT_GT(rows[size_t(i)].mass, rows[size_t(i + 2)].mass + 0.1);
+    EXPECT_EQ(rows[size_t(i)].mass_vs_first, 0.0);
+    EXPECT_NEAR(rows[size_t(i + 2)].mass_vs_first, rows[size_t(i + 2)].mass - rows[size_t(i)].mass, 1e-12);
   }
 }
 

@@ -34,17 +34,23 @@ int run(OverlapOptions& o) {
   const auto rows = keep_set_overlap(*model, pool, o.data, o.cfg);
   const std::string& first = o.cfg.methods.front();
   std::printf("%s: share of the ideal keep set kept (± standard error over prompts)\n\n"
-              "| method | budget | overlap | vs %s, paired | prompts |\n|---|---|---:|---:|---:|\n",
+              "| method | budget | overlap | vs %s, paired | attention kept | paired | prompts |\n"
+              "|---|---|---:|---:|---:|---:|---:|\n",
               o.cfg.query_agnostic ? "query-agnostic (cut after the context)" : "query-aware (cut after the question)",
               first.c_str());
   for (const auto& r : rows) {
-    const std::string vs = r.method == first ? std::string("-")
-                                             : fmt::format("{:+.1f} ± {:.1f}", 100 * r.vs_first, 100 * r.vs_first_se);
-    std::printf("| %s | %lld | %.1f%% ± %.1f | %s | %lld |\n", r.method.c_str(), (long long)r.budget,
-                100 * r.overlap, 100 * r.overlap_se, vs.c_str(), (long long)r.prompts);
+    const auto paired = [&](double d, double se) {
+      return r.method == first ? std::string("-") : fmt::format("{:+.1f} ± {:.1f}", 100 * d, 100 * se);
+    };
+    std::printf("| %s | %lld | %.1f%% ± %.1f | %s | %.1f%% ± %.1f | %s | %lld |\n", r.method.c_str(),
+                (long long)r.budget, 100 * r.overlap, 100 * r.overlap_se, paired(r.vs_first, r.vs_first_se).c_str(),
+                100 * r.mass, 100 * r.mass_se, paired(r.mass_vs_first, r.mass_vs_first_se).c_str(),
+                (long long)r.prompts);
   }
-  std::printf("\n'vs %s': the mean over prompts of each method's overlap minus the first method's on "
-              "the same prompt, in points; a difference beyond about twice its error is unlikely to be chance.\n",
+  std::printf("\noverlap: the share of the ideal set's positions kept; attention kept: the share of its "
+              "attention mass kept (the answer's attention over the kept positions / over the ideal ones).\n"
+              "paired: the mean over prompts of the method's figure minus %s's on the same prompt, in points; "
+              "a difference beyond about twice its error is unlikely to be chance.\n",
               first.c_str());
   return 0;
 }

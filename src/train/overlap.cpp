@@ -1,6 +1,7 @@
 #include "train/overlap.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -28,7 +29,7 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
   const std::vector<PromptLine> prompts = read_prompt_lines(data, *tok, "held-out prompts");
   // (method, budget) -> overlap per prompt; every method runs on the same
   // prompts at a budget, so the vectors of one budget line up for pairing.
-  std::map<std::pair<size_t, int64_t>, std::vector<double>> acc;
+  std::map<std::pair<size_t, int64_t>, std::vector<double>> acc, acc_mass;
   for (size_t pi = 0; pi < prompts.size(); ++pi) {
     const auto& prompt = prompts[pi].ids;
     // The prefix that is prefilled, then cut: the context (query-agnostic) or all.
@@ -64,7 +65,7 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
         const Budget budget{B, 0};
         const EvictionReport r = comps[mi]->compress(w, first, &budget);
         check(r.kept.n_heads == KV, "overlap needs KV-head granularity");
-        double sum = 0;
+        double sum = 0, mass = 0;
         for (int64_t l = 0; l < L; ++l)
           for (int64_t g = 0; g < KV; ++g) {
             const auto& sc = ideal[size_t(l * KV + g)];
@@ -72,10 +73,18 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
             std::sort(best.begin(), best.end());
             const auto& kept = r.kept.at(l, g);
             int64_t common = 0;
-            for (int64_t b : best) common += std::binary_search(kept.begin(), kept.end(), int32_t(b));
+            double ideal_mass = 0, kept_mass = 0;
+            for (int64_t b : best) {
+              common += std::binary_search(kept.begin(), kept.end(), int32_t(b));
+              ideal_mass += sc[size_t(b)];
+            }
+            for (int32_t k : kept)
+              if (k < n) kept_mass += sc[size_t(k)];
             sum += double(common) / double(B);
+            mass += ideal_mass > 0 ? kept_mass / ideal_mass : 1.0;
           }
         acc[{mi, B}].push_back(sum / double(L * KV));
+        acc_mass[{mi, B}].push_back(mass / double(L * KV));
       }
     }
     if (cfg.progress) std::fprintf(stderr, "\rkvsieve: overlap %zu/%zu prompts", pi + 1, prompts.size());
@@ -95,13 +104,18 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
     for (int64_t B : budgets) {
       auto it = acc.find({mi, B});
       if (it == acc.end()) continue;
-      const std::vector<double>& x = it->second;
-      const std::vector<double>& first = acc.at({0, B});
-      std::vector<double> diff(x.size());
-      for (size_t i = 0; i < x.size(); ++i) diff[i] = x[i] - first[i];
-      const auto [mean, se] = mean_se(x);
-      const auto [dmean, dse] = mean_se(diff);
-      rows.push_back({methods[mi], B, mean, se, dmean, dse, int64_t(x.size())});
+      // Mean, its error, and the paired difference from the first method.
+      const auto stats = [&](const auto& per_prompt) {
+        const std::vector<double>& x = per_prompt.at({mi, B});
+        const std::vector<double>& first = per_prompt.at({0, B});
+        std::vector<double> diff(x.size());
+        for (size_t i = 0; i < x.size(); ++i) diff[i] = x[i] - first[i];
+        const auto [mean, se] = mean_se(x);
+        const auto [dmean, dse] = mean_se(diff);
+        return std::array<double, 4>{mean, se, dmean, dse};
+      };
+      const auto o = stats(acc), w = stats(acc_mass);
+      rows.push_back({methods[mi], B, o[0], o[1], o[2], o[3], w[0], w[1], w[2], w[3], int64_t(it->second.size())});
     }
   return rows;
 }

@@ -3,6 +3,11 @@
 // positions by the attention the model's own response pays to them (the
 // Judge Q target, averaged over the head's query group). A method's score at
 // budget B is |kept ∩ ideal| / B, averaged over layers, heads and prompts.
+// Beside it, the share of the ideal set's attention mass the kept set holds
+// (sum of the answer's attention over kept positions / over the ideal ones):
+// most layers spread the answer's attention thinly, and there the set overlap
+// counts positions that carry almost nothing, while the mass weighs each by
+// what the answer actually read from it.
 // Every method sees the same prompts, so each is also compared with the first
 // method prompt by prompt (a paired difference and its standard error): the
 // differences between methods are often a few points, well inside the spread
@@ -26,6 +31,10 @@ struct OverlapRow {
   double overlap_se;     // its standard error (0 with one prompt)
   double vs_first;       // mean of (this method - the first method), prompt by prompt
   double vs_first_se;    // its standard error
+  double mass;           // mean share of the ideal set's attention mass kept
+  double mass_se;
+  double mass_vs_first;  // paired with the first method, as vs_first
+  double mass_vs_first_se;
   int64_t prompts;
 };
 
