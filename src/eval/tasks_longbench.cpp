@@ -3,13 +3,13 @@
 // (data/longbench/tasks.json, embedded), and LongBench's middle truncation:
 // a prompt longer than the length keeps its first and last length/2 tokens.
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "eval/tasks.h"
+#include "io/jsonl.h"
 #include "kvsieve_embedded.h"
 
 namespace kvsieve::eval {
@@ -31,20 +31,9 @@ const std::vector<json>& dataset_lines(const std::string& dir, const std::string
   if (it != cache.end()) return it->second;
   check(!dir.empty(), "LongBench task '{}' needs --longbench DIR (the folder of the official "
                       "jsonl files)", name);
-  std::ifstream in(path);
-  check(bool(in), "cannot read '{}' (LongBench data file of {})", path, name);
   std::vector<json> lines;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    try {
-      lines.push_back(json::parse(line));
-    } catch (const json::exception& e) {
-      fail("'{}' line {}: not JSON ({})", path, n, e.what());
-    }
-  }
+  for_each_json_line(path, fmt::format("LongBench data file of {}", name),
+                     [&](const json& j, int64_t) { lines.push_back(j); });
   check(!lines.empty(), "'{}' holds no samples", path);
   return cache[path] = std::move(lines);
 }

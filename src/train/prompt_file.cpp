@@ -1,30 +1,15 @@
 #include "train/prompt_file.h"
 
-#include <fstream>
-
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "engine/prompt.h"
+#include "io/jsonl.h"
 
 namespace kvsieve {
 
 std::vector<PromptLine> read_prompt_lines(const std::string& path, const Tokenizer& tok,
                                           const char* what) {
-  std::ifstream in(path);
-  check(bool(in), "cannot read {} '{}'", what, path);
   std::vector<PromptLine> out;
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail("'{}' line {}: not JSON ({})", path, n, e.what());
-    }
+  for_each_json_line(path, what, [&](const nlohmann::json& j, int64_t n) {
     std::string context, question;
     if (j.is_object() && j.contains("text") && j["text"].is_string()) {
       context = j["text"].get<std::string>();
@@ -43,7 +28,7 @@ std::vector<PromptLine> read_prompt_lines(const std::string& path, const Tokeniz
     p.n_context = int64_t(ids.context.size());
     p.line = n;
     out.push_back(std::move(p));
-  }
+  });
   check(!out.empty(), "{} '{}' holds no prompts", what, path);
   return out;
 }
