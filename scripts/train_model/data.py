@@ -258,15 +258,28 @@ class Mixture:
         return best
 
     # -- kv: dense associative recall in niah format ----------------------------------------
-    def kv_sample(self, L, seed):
-        res = self.res
-        rng = ruler.sample_rng("kv", L, seed)
+    @staticmethod
+    def kv_shape(rng):
+        """(value type, haystack, key type): the first draws of a kv sample's rng."""
         vtype = "uuids" if rng.uniform() < 0.25 else "numbers"
         u = rng.uniform()
         hay = "noise" if u < 0.2 else ("essay" if u < 0.68 else "needle")
         # uuid keys among uuid distractor lines (niah_multikey_3) is the hardest lookup: the
         # key must be matched over ~20 hex tokens against dozens of near-identical lines
         ktype = "uuids" if (hay == "needle" and vtype == "uuids" and rng.uniform() < 0.6) else "words"
+        return vtype, hay, ktype
+
+    def kv_label(self, L, seed):
+        """Log name of kv sample `seed`, e.g. 'kv:needle-wn' (word keys, number values): the
+        lookups fail separately (word keys among needle lines did in the third and fourth runs),
+        and one 'kv' loss hid which one did."""
+        vtype, hay, ktype = self.kv_shape(ruler.sample_rng("kv", L, seed))
+        return f"kv:{hay}-{ktype[0]}{vtype[0]}"
+
+    def kv_sample(self, L, seed):
+        res = self.res
+        rng = ruler.sample_rng("kv", L, seed)
+        vtype, hay, ktype = self.kv_shape(rng)
         maxk = max(2, min(24, L // 100))
         m = 1 + rng.below(min(4, maxk) if hay == "needle" else maxk)
         used_k, used_v = set(), set()
@@ -479,7 +492,8 @@ class Mixture:
 
     # -- one batch -------------------------------------------------------------------------
     def batch(self, b):
-        """Batch b: (L, [(ids, label ranges, kind)]). Pure function of b and total_steps."""
+        """Batch b: (L, [(ids, label ranges, kind)]), kv kinds split by `kv_label`. Pure
+        function of b and total_steps."""
         rng = ruler.Rng(ruler.fnv1a64(f"batch/{b}"))
         L = pick(rng, LENGTHS, length_probs(b / max(1, self.total_steps)))
         B = max(1, self.tokens_per_batch // L)
@@ -489,10 +503,11 @@ class Mixture:
             kind = pick(rng, self.kinds, self.probs)
             if L < RULER_MIN_L and kind in self.res.tasks:
                 kind = "kv"
-            s = self.sample(kind, L, ruler.TRAIN_SEED_MIN + b * 1024 + j)
+            seed = ruler.TRAIN_SEED_MIN + b * 1024 + j
+            s = self.sample(kind, L, seed)
             j += 1
             if s is not None and len(s[0]) <= L:
-                out.append((s[0], s[1], kind))
+                out.append((s[0], s[1], self.kv_label(L, seed) if kind == "kv" else kind))
         return L, out
 
 

@@ -6,6 +6,7 @@ For every sample kind at several lengths: the sample fits L; its labels decode t
 the tokens before the first label are exactly [BOS] + tokenize(prompt), the eval input, so the
 offsets-based labelling never changes the prompt's tokenization; batches follow the curriculum."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,8 @@ def main():
     for b in (0, 5, 39):
         L, out = mix.batch(b)
         assert all(len(x[0]) <= L for x in out)
+        for x in out:  # kv samples are logged by variant, e.g. kv:needle-wn
+            assert x[2] in mix.kinds or re.fullmatch(r"kv:(noise|essay|needle)-[wu][nu]", x[2]), x[2]
     assert mix.batch(0)[0] == 256
     print(f"data.py: all checks passed ({n} samples)")
 
