@@ -12,6 +12,8 @@
 #include "test_util.h"
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <utility>
 
 namespace kvsieve::testing {
 namespace {
@@ -52,18 +54,21 @@ TEST(ShippedModel, JudgeqSoftTokensAreTrainedForIt) {
   if (!std::filesystem::exists(shipped_model())) GTEST_SKIP() << "models/kvsieve-tiny.gguf is not in this checkout";
   auto m = Model::load(shipped_model());
   const std::string dir = std::string(KVSIEVE_SOURCE_DIR) + "/models/";
-  for (const char* name : {"kvsieve-tiny.judgeq.gguf", "kvsieve-tiny.judgeq-agnostic.gguf"}) {
+  // The card's recipe (scripts/judgeq_study.sh): 32 soft tokens query-aware, 64 query-agnostic.
+  const std::pair<const char*, int> files[] = {{"kvsieve-tiny.judgeq.gguf", 32},
+                                               {"kvsieve-tiny.judgeq-agnostic.gguf", 64}};
+  for (const auto& [name, m_expected] : files) {
     SCOPED_TRACE(name);
     const SoftTokens s = read_soft_tokens(dir + name);
     EXPECT_NO_THROW(check_soft_tokens_fit(s, *m));
-    EXPECT_EQ(s.m, 32);
+    EXPECT_EQ(s.m, m_expected);
     EXPECT_EQ(s.origin.rfind("trained: ", 0), 0u) << s.origin;
     const bool agnostic = std::string(name).find("agnostic") != std::string::npos;
     EXPECT_EQ(s.origin.find("query-agnostic") != std::string::npos, agnostic) << s.origin;
     const auto r = run_kvsieve("inspect " + dir + name);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("Judge Q soft tokens"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("32 x 256"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(std::to_string(m_expected) + " x 256"), std::string::npos) << r.out;
   }
 }
 
