@@ -35,11 +35,29 @@ FINAL_P = [0.05, 0.08, 0.12, 0.25, 0.50]
 # (fraction of the run, longest length before it)
 CURRICULUM = [(0.04, 256), (0.10, 512), (0.17, 1024), (0.25, 2048)]
 
-MIXTURE = {
-    "kv": 0.38, "vtd": 0.16, "copy": 0.05, "lm": 0.095,
-    "niah_single_1": 0.035, "niah_single_2": 0.035, "niah_single_3": 0.02,
-    "niah_multikey_1": 0.045, "niah_multikey_2": 0.04, "niah_multikey_3": 0.035,
-    "niah_multivalue": 0.04, "niah_multiquery": 0.02, "vt": 0.035, "cwe": 0.005, "fwe": 0.005,
+# Named mixtures: the share of each sample kind, and the draws of a kv sample's variant
+# (kv_shape): P(uuid values); P(noise haystack), P(noise or essay) (the rest: needle lines);
+# P(uuid keys | needle lines with uuid values). "fourth" (the default) is the fourth run's and
+# the fifth's; "second" is the one that made the shipped model (commit a21cd61), kept to rerun it.
+MIXTURES = {
+    "fourth": {
+        "shares": {
+            "kv": 0.38, "vtd": 0.16, "copy": 0.05, "lm": 0.095,
+            "niah_single_1": 0.035, "niah_single_2": 0.035, "niah_single_3": 0.02,
+            "niah_multikey_1": 0.045, "niah_multikey_2": 0.04, "niah_multikey_3": 0.035,
+            "niah_multivalue": 0.04, "niah_multiquery": 0.02, "vt": 0.035, "cwe": 0.005, "fwe": 0.005,
+        },
+        "kv": (0.25, 0.2, 0.68, 0.6),
+    },
+    "second": {
+        "shares": {
+            "kv": 0.38, "vtd": 0.17, "copy": 0.06, "lm": 0.10,
+            "niah_single_1": 0.04, "niah_single_2": 0.05, "niah_single_3": 0.02,
+            "niah_multikey_1": 0.04, "niah_multikey_2": 0.02, "niah_multikey_3": 0.01,
+            "niah_multivalue": 0.04, "niah_multiquery": 0.02, "vt": 0.04, "cwe": 0.005, "fwe": 0.005,
+        },
+        "kv": (0.2, 0.25, 0.75, 0.5),
+    },
 }
 RULER_MIN_L = 1024  # below this a RULER-task draw becomes a kv sample
 
@@ -170,14 +188,17 @@ def _query(keys):
 
 class Mixture:
     def __init__(self, cache=CACHE, tokenizer=None, tokens_per_batch=131072, total_steps=10000,
-                 mixture=None):
+                 mixture="fourth"):
         novels = [os.path.join(cache, "public-domain", n) for n in ("frankenstein.txt", "war-and-peace.txt")]
         self.res = ruler.Resources(essay_words=ruler.read_essay_words(novels), essay_from_start=False)
         self.novel_text = " ".join(self.res.essay_words)
         self.tok = tokenizer or Tokenizer(os.path.join(cache, "tokenizer.model"))
         self.tokens_per_batch = tokens_per_batch
         self.total_steps = total_steps
-        mix = mixture or MIXTURE
+        if mixture not in MIXTURES:
+            raise ValueError(f"unknown mixture {mixture!r}; known: {', '.join(MIXTURES)}")
+        mix = MIXTURES[mixture]["shares"]
+        self.kv_p = MIXTURES[mixture]["kv"]
         self.kinds = list(mix)
         tot = sum(mix.values())
         self.probs = [mix[k] / tot for k in self.kinds]
@@ -258,15 +279,15 @@ class Mixture:
         return best
 
     # -- kv: dense associative recall in niah format ----------------------------------------
-    @staticmethod
-    def kv_shape(rng):
+    def kv_shape(self, rng):
         """(value type, haystack, key type): the first draws of a kv sample's rng."""
-        vtype = "uuids" if rng.uniform() < 0.25 else "numbers"
+        p_uuid, p_noise, p_essay, p_ukey = self.kv_p
+        vtype = "uuids" if rng.uniform() < p_uuid else "numbers"
         u = rng.uniform()
-        hay = "noise" if u < 0.2 else ("essay" if u < 0.68 else "needle")
+        hay = "noise" if u < p_noise else ("essay" if u < p_essay else "needle")
         # uuid keys among uuid distractor lines (niah_multikey_3) is the hardest lookup: the
         # key must be matched over ~20 hex tokens against dozens of near-identical lines
-        ktype = "uuids" if (hay == "needle" and vtype == "uuids" and rng.uniform() < 0.6) else "words"
+        ktype = "uuids" if (hay == "needle" and vtype == "uuids" and rng.uniform() < p_ukey) else "words"
         return vtype, hay, ktype
 
     def kv_label(self, L, seed):
@@ -528,7 +549,7 @@ def collate(L, samples):
     return ids, tgt, w
 
 
-def torch_dataset(cache, start_batch, tokens_per_batch, num_workers, total_steps):
+def torch_dataset(cache, start_batch, tokens_per_batch, num_workers, total_steps, mixture="fourth"):
     """An IterableDataset yielding (ids, tgt, w, kinds) for batches start_batch, start_batch+1...
     in order when read through a DataLoader with num_workers workers (round robin)."""
     import torch
@@ -537,7 +558,8 @@ def torch_dataset(cache, start_batch, tokens_per_batch, num_workers, total_steps
         def __iter__(self):
             info = torch.utils.data.get_worker_info()
             wid, nw = (info.id, info.num_workers) if info else (0, 1)
-            mix = Mixture(cache, tokens_per_batch=tokens_per_batch, total_steps=total_steps)
+            mix = Mixture(cache, tokens_per_batch=tokens_per_batch, total_steps=total_steps,
+                          mixture=mixture)
             b = start_batch + wid
             while True:
                 L, samples = mix.batch(b)

@@ -90,6 +90,17 @@ def main():
         for x in out:  # kv samples are logged by variant, e.g. kv:needle-wn
             assert x[2] in mix.kinds or re.fullmatch(r"kv:(noise|essay|needle)-[wu][nu]", x[2]), x[2]
     assert mix.batch(0)[0] == 256
+    # the named mixtures: the second run's builds batches too; an unknown name is refused
+    second = data.Mixture(CACHE, tokenizer=tok, total_steps=40, mixture="second")
+    second.tokens_per_batch = 8192
+    assert second.kinds == mix.kinds and second.probs != mix.probs
+    L, out = second.batch(39)
+    assert out and all(len(x[0]) <= L for x in out)
+    try:
+        data.Mixture(CACHE, tokenizer=tok, mixture="nope")
+        raise AssertionError("unknown mixture accepted")
+    except ValueError as e:
+        assert "second" in str(e)
     print(f"data.py: all checks passed ({n} samples)")
 
 

@@ -179,6 +179,8 @@ def main():
                     help="decoder layers (hidden 256, 4 query heads of 64 each way)")
     ap.add_argument("--kv-heads", type=int, default=MODEL["num_key_value_heads"],
                     help="KV heads (1: GQA 4:1; 2: 2:1; 4: no sharing)")
+    ap.add_argument("--mixture", default="fourth", choices=sorted(data.MIXTURES),
+                    help="named data mixture of data.py (fourth: the default; second: the shipped model's)")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.layers < 1 or a.kv_heads not in (1, 2, 4):
@@ -195,7 +197,7 @@ def main():
 
     tok = data.Tokenizer(os.path.join(a.cache, "tokenizer.model"))
     log(f"torch {torch.__version__}, tokenizer via {tok.kind}, gpu {torch.cuda.get_device_name()}")
-    mix = data.Mixture(a.cache, tokenizer=tok, total_steps=a.steps)
+    mix = data.Mixture(a.cache, tokenizer=tok, total_steps=a.steps, mixture=a.mixture)
     for kind in ("kv", "vtd", "copy", "niah_single_2"):
         s = mix.sample(kind, 1024, 123)
         if s:
@@ -242,7 +244,7 @@ def main():
         os.replace(tmp, ckpt)
 
     loader = torch.utils.data.DataLoader(
-        data.torch_dataset(a.cache, step, a.tokens_per_batch, a.workers, a.steps), batch_size=None,
+        data.torch_dataset(a.cache, step, a.tokens_per_batch, a.workers, a.steps, a.mixture), batch_size=None,
         num_workers=a.workers, prefetch_factor=4, pin_memory=True, persistent_workers=True)
     it = iter(loader)
 
