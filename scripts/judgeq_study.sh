@@ -5,8 +5,8 @@
 #   scripts/judgeq_study.sh train     write models/kvsieve-tiny.judgeq{,-agnostic}.gguf (~7 min on 2 cores)
 #   scripts/judgeq_study.sh measure   task scores (20 prompts per task at 4K) and keep-set overlap (~25 min)
 #   scripts/judgeq_study.sh all       both
-#   scripts/judgeq_study.sh validate  how the number of soft tokens was chosen: 16/32/64/128 per
-#                                     placement, keep-set overlap on validation prompts (~35 min)
+#   scripts/judgeq_study.sh validate  how the number of soft tokens was chosen: 8/16/32/64/128 per
+#                                     placement, keep-set overlap on validation prompts (~40 min)
 # Results: build/judgeq-study/ (the training prompts judgeq-train.jsonl, eval results, report and
 # overlap tables, gains.md); the tables are printed as they come.
 # Seeds: training >= 1,000,000 (public-domain haystack); validation 500-507 and held-out
@@ -27,8 +27,9 @@ MODEL=models/kvsieve-tiny.gguf
 AWARE=models/kvsieve-tiny.judgeq.gguf
 AGNOSTIC=models/kvsieve-tiny.judgeq-agnostic.gguf
 # Soft tokens per placement, chosen with `validate`: more of them help query-agnostic (the soft
-# tokens must stand for a question they cannot see) and not query-aware.
-M_AWARE=32
+# tokens must stand for a question they cannot see); fewer help query-aware, where the
+# question itself sits just before them.
+M_AWARE=16
 M_AGNOSTIC=64
 TASKS=niah_single_1,niah_single_2,niah_multikey_1,niah_multikey_2,niah_multivalue,vt
 TRAIN_HAY=../shared/data/haystack/public-domain  # never the evaluation haystack
@@ -66,7 +67,7 @@ if [ "$what" = validate ]; then
   for placement in aware agnostic; do
     flag=() spec=snapkv
     [ $placement = agnostic ] && flag=(--query-agnostic)
-    for m in 16 32 64 128; do
+    for m in 8 16 32 64 128; do
       train_soft $placement $m $OUT/validate/$placement-m$m.gguf
       spec="$spec judgeq:soft=$OUT/validate/$placement-m$m.gguf"
     done
