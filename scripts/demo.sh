@@ -23,7 +23,7 @@ SOFT=models/kvsieve-tiny.judgeq.gguf
 OUT=build/demo
 mkdir -p "$OUT"
 rm -f "$OUT/results.jsonl"
-echo "demo: $MODEL (17M parameters, trained for retrieval at 4K tokens; see models/README.md)" >&2
+echo "demo: $MODEL (17.6M parameters, trained for retrieval at 4K tokens; see models/README.md)" >&2
 echo "demo: 3 RULER tasks x 4 prompts of 4096 tokens; full cache vs 7 eviction methods at 64/128/256 tokens per head" >&2
 $KV eval -m "$MODEL" --tasks niah_single_1,niah_multikey_2,vt --lengths 4096 --samples 4 \
   --kv "streamingllm h2o snapkv pyramidkv laq laq++ judgeq:soft=$SOFT" --budgets 64,128,256 \

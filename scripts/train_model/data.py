@@ -1,4 +1,4 @@
-"""Training data for kvsieve's small long-context model (issue 7), second recipe.
+"""Training data for kvsieve's small long-context model (issue 7).
 
 A batch is one context length L and tokens_per_batch // L samples. L follows a curriculum over
 the run (`length_probs`): 256 tokens first, then up to 512, 1024, 2048, and from a quarter of the
@@ -38,7 +38,8 @@ CURRICULUM = [(0.04, 256), (0.10, 512), (0.17, 1024), (0.25, 2048)]
 # Named mixtures: the share of each sample kind, and the draws of a kv sample's variant
 # (kv_shape): P(uuid values); P(noise haystack), P(noise or essay) (the rest: needle lines);
 # P(uuid keys | needle lines with uuid values). "fourth" (the default) is the fourth run's and
-# the fifth's; "second" is the one that made the shipped model (commit a21cd61), kept to rerun it.
+# the fifth's, which made the shipped model; "second" is the second run's (commit a21cd61, the
+# model shipped before the fifth run), kept to rerun it.
 MIXTURES = {
     "fourth": {
         "shares": {

@@ -31,7 +31,7 @@ import data  # noqa: E402
 import ruler  # noqa: E402
 
 MODEL = dict(vocab_size=32000, hidden_size=256, intermediate_size=768, num_hidden_layers=12,
-             num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=4096,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
              rms_norm_eps=1e-5, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
              pad_token_id=0, hidden_act="silu", initializer_range=0.02)
 
@@ -180,7 +180,7 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=MODEL["num_key_value_heads"],
                     help="KV heads (1: GQA 4:1; 2: 2:1; 4: no sharing)")
     ap.add_argument("--mixture", default="fourth", choices=sorted(data.MIXTURES),
-                    help="named data mixture of data.py (fourth: the default; second: the shipped model's)")
+                    help="named data mixture of data.py (fourth: the default, the shipped model's; second: the second run's)")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args()
     if a.layers < 1 or a.kv_heads not in (1, 2, 4):
