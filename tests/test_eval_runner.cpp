@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -116,9 +117,11 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   std::string line;
   std::map<std::string, double> prefill;
   int64_t rows = 0;
+  double h2o96_mib = 0;  // summed over its prompts, for the report's KV MiB column
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line);
     ++rows;
+    if (j["method"] == "h2o" && j["budget"] == 96) h2o96_mib += j["kv_bytes"].get<double>() / (1024.0 * 1024.0);
     EXPECT_TRUE(j.contains("score")) << line.substr(0, 200);
     const std::string prompt = j["task"].get<std::string>() + j["id"].get<std::string>();
     if (prefill.count(prompt)) {
@@ -133,7 +136,12 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   const eval::Report r = eval::make_report(c.out_path, d.file("svg"));
   for (const auto& meth : {"full", "streamingllm", "h2o", "snapkv", "laq++", "judgeq"})
     EXPECT_NE(r.markdown.find(std::string("| ") + meth), std::string::npos) << meth;
-  EXPECT_NE(r.markdown.find("| niah | passkey | fidelity | overall | KV kept |"), std::string::npos);
+  EXPECT_NE(r.markdown.find("| niah | passkey | fidelity | overall | KV kept | KV MiB |"), std::string::npos);
+  // The h2o row at 96 ends with the mean of its prompts' kept bytes, in MiB.
+  const size_t h2o_row = r.markdown.find("| h2o | 96 |");
+  ASSERT_NE(h2o_row, std::string::npos) << r.markdown;
+  const std::string row = r.markdown.substr(h2o_row, r.markdown.find('\n', h2o_row) - h2o_row);
+  EXPECT_NE(row.find(fmt::format("% | {:.2f} |", h2o96_mib / 6)), std::string::npos) << row;
   EXPECT_FALSE(r.svg_files.empty());
   for (const auto& f : r.svg_files) {
     EXPECT_TRUE(std::filesystem::exists(f));

@@ -24,6 +24,7 @@ struct Row {
   std::string budget;  // as shown
   int64_t length = 0;
   double depth = -1, score = 0, kv_share = 1;
+  double kv_bytes = 0;  // the cache this prompt kept, all layers and heads
   double kl = NAN, top1 = NAN, ppl = NAN;
 };
 
@@ -93,7 +94,8 @@ Report make_report(const std::string& path, const std::string& svg_dir) {
       r.depth = j.value("depth", -1.0);
       r.score = j.at("score").get<double>();
       const double full_b = j.at("kv_bytes_full").get<double>();
-      r.kv_share = full_b > 0 ? j.at("kv_bytes").get<double>() / full_b : 1.0;
+      r.kv_bytes = j.at("kv_bytes").get<double>();
+      r.kv_share = full_b > 0 ? r.kv_bytes / full_b : 1.0;
       if (j.contains("kl")) {
         r.kl = j.at("kl").get<double>();
         r.top1 = j.at("top1").get<double>();
@@ -131,13 +133,14 @@ Report make_report(const std::string& path, const std::string& svg_dir) {
     return several_modes ? spec + " (" + mode + ")" : spec;
   };
 
-  // mean score [group][task], kv share [group]
+  // mean score [group][task], kv share and bytes [group]
   std::map<std::string, std::map<std::string, Mean>> score;
-  std::map<std::string, Mean> kv, kl, top1, ppl;
+  std::map<std::string, Mean> kv, kv_mib, kl, top1, ppl;
   for (const Row& r : rows) {
     const std::string g = r.label + "|" + r.budget;
     score[g][r.task].add(r.score);
     kv[g].add(r.kv_share);
+    kv_mib[g].add(r.kv_bytes / (1024.0 * 1024.0));
     if (!std::isnan(r.kl)) kl[g].add(r.kl), top1[g].add(r.top1), ppl[g].add(r.ppl);
   }
   auto overall = [&](const std::string& g) {
@@ -149,12 +152,13 @@ Report make_report(const std::string& path, const std::string& svg_dir) {
   std::string md = "| method | budget |";
   std::string sep = "|---|---|";
   for (const auto& t : tasks) md += " " + t + " |", sep += "---:|";
-  md += " overall | KV kept |\n" + sep + "---:|---:|\n";
+  md += " overall | KV kept | KV MiB |\n" + sep + "---:|---:|---:|\n";
   for (const auto& g : groups) {
     md += "| " + shown(g) + " | " + g.substr(g.rfind('|') + 1) + " |";
     for (const auto& t : tasks)
       md += " " + (score[g].count(t) ? cell(100 * score[g][t].get()) : std::string("-")) + " |";
-    md += " " + cell(100 * overall(g)) + " | " + cell(100 * kv[g].get()) + "% |\n";
+    md += " " + cell(100 * overall(g)) + " | " + cell(100 * kv[g].get()) + "% | " + cell(kv_mib[g].get(), 2) +
+          " |\n";
   }
   if (!kl.empty()) {
     md += "\nFidelity to the full cache (mean over positions of the continuation):\n\n"
@@ -165,7 +169,9 @@ Report make_report(const std::string& path, const std::string& svg_dir) {
         md += "| " + shown(g) + " | " + g.substr(g.rfind('|') + 1) + " | " + cell(kl[g].get(), 4) +
               " | " + cell(100 * top1[g].get()) + "% | " + cell(ppl[g].get(), 2) + " |\n";
   }
-  md += fmt::format("\nScores in percent; {} result rows{}.\n", rep.rows,
+  md += fmt::format("\nScores in percent; KV kept: the cache left after the cut, as a share of the full "
+                    "cache and in MiB per prompt (mean over prompts); {} result rows{}.\n",
+                    rep.rows,
                     rep.errors ? fmt::format(", {} with errors left out", rep.errors) : "");
   rep.markdown = md;
 
