@@ -64,6 +64,31 @@ int32_t argmax(const std::vector<float>& v) {
   return int32_t(std::max_element(v.begin(), v.end()) - v.begin());
 }
 
+HeadRows head_rows(const KvStore& store, int64_t l, int64_t s) {
+  HeadRows h;
+  const auto p = store.positions(l, s);
+  h.pos.assign(p.begin(), p.end());
+  h.n = int64_t(h.pos.size());
+  store.read_head(l, s, &h.k, &h.v);
+  return h;
+}
+
+std::vector<std::vector<int32_t>> keep_lists(const KeepSets& k) {
+  std::vector<std::vector<int32_t>> out;
+  for (int64_t l = 0; l < k.n_layer; ++l)
+    for (int64_t s = 0; s < k.n_heads; ++s) {
+      const auto h = k.at(l, s);
+      out.emplace_back(h.begin(), h.end());
+    }
+  return out;
+}
+
+KeepSets with_head(const KeepSets& k, int64_t l, int64_t s, std::vector<int32_t> pos) {
+  auto lists = keep_lists(k);
+  lists[size_t(l * k.n_heads + s)] = std::move(pos);
+  return KeepSets::from_lists(k.n_layer, k.n_heads, lists);
+}
+
 EvictionConfig budget_cfg(const std::string& spec, int64_t tokens, Granularity g) {
   EvictionConfig c;
   c.spec = spec;
@@ -81,18 +106,21 @@ Recorded record_prefill(const Model& m, const std::vector<int32_t>& ids) {
   const ModelConfig& c = m.config();
   Recorded r{c.n_layer, c.n_head, c.n_head_kv, c.head_dim, int64_t(ids.size()), {}, {}, {}};
   r.q.resize(size_t(r.L));
-  ThreadPool pool(1);
-  Session s(m, pool);
-  s.set_observer([&](const QueryEvent& e) {
-    auto& q = r.q[size_t(e.layer)];
-    q.insert(q.end(), e.q, e.q + e.n * r.H * r.hd);
-  });
+  CpuBackend be(1);
+  Context s(m, be);
+  s.record(RecordSpec{r.n, false});  // every query of the prompt
   s.prefill(ids, 64);  // several chunks, as in real use
+  for (int64_t l = 0; l < r.L; ++l) {
+    const ProbeBlock b = s.recorder()->window(l);
+    EXPECT_EQ(b.n(), r.n);
+    r.q[size_t(l)].assign(b.q.data(), b.q.data() + r.n * r.H * r.hd);
+  }
   r.k.resize(size_t(r.L));
+  std::vector<float> k;
   for (int64_t l = 0; l < r.L; ++l)
     for (int64_t g = 0; g < r.KV; ++g) {
-      const HeadView v = s.cache().head(l, g);
-      r.k[size_t(l)].insert(r.k[size_t(l)].end(), v.k, v.k + v.n * r.hd);
+      s.store().read_head(l, g, &k, nullptr);
+      r.k[size_t(l)].insert(r.k[size_t(l)].end(), k.begin(), k.end());
     }
   // Plain loops: scores, max, exp, sum, divide.
   const int64_t n = r.n, group = r.H / r.KV;
@@ -153,8 +181,8 @@ int64_t expect_same_keep(const KeepSets& ref, const KeepSets& got,
   int64_t swaps = 0;
   for (int64_t l = 0; l < ref.n_layer; ++l)
     for (int64_t s = 0; s < ref.n_heads; ++s) {
-      const auto& a = ref.at(l, s);
-      const auto& b = got.at(l, s);
+      const auto ra = ref.at(l, s), rb = got.at(l, s);
+      const std::vector<int32_t> a(ra.begin(), ra.end()), b(rb.begin(), rb.end());
       EXPECT_EQ(a.size(), b.size()) << what << " layer " << l << " head " << s;
       if (a == b) continue;
       std::vector<int32_t> only_ref, only_got;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/thread_pool.h"
-#include "engine/session.h"
+#include "backend/cpu/cpu_backend.h"
+#include "engine/context.h"
 #include "kv/evictor.h"
 #include "model/model.h"
 
@@ -40,6 +40,18 @@ class KvModelTest : public ::testing::TestWithParam<std::string> {
 std::string model_param_name(const ::testing::TestParamInfo<std::string>& info);
 
 int32_t argmax(const std::vector<float>& v);
+
+// Host copies of what one stored head holds: n rows, their positions, and
+// their keys and values [n, head_dim] in f32.
+struct HeadRows {
+  int64_t n = 0;
+  std::vector<int32_t> pos;
+  std::vector<float> k, v;
+};
+HeadRows head_rows(const KvStore& store, int64_t l, int64_t s);
+// Keep sets as one list per head, and back (tests edit single heads).
+std::vector<std::vector<int32_t>> keep_lists(const KeepSets& k);
+KeepSets with_head(const KeepSets& k, int64_t l, int64_t s, std::vector<int32_t> pos);
 
 // Everything the naive references need about one prefill.
 struct Recorded {

@@ -29,7 +29,7 @@ const Tokenizer& spm() {
 
 TEST(EvalTasks, DeterministicForASeed) {
   KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
-  eval::TaskOptions opt;
+  TaskOptions opt;
   for (const std::string task : {"niah", "passkey", "fidelity"}) {
     const auto a = eval::make_samples(task, spm(), 512, 3, 7, opt);
     const auto b = eval::make_samples(task, spm(), 512, 3, 7, opt);
@@ -54,7 +54,7 @@ TEST(EvalTasks, DeterministicForASeed) {
 TEST(EvalTasks, NeedleAtTheDepthAndPromptAtTheLength) {
   KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
   KVSIEVE_REQUIRE_SHARED("haystack/paulgraham/addiction.txt");
-  eval::TaskOptions opt;
+  TaskOptions opt;
   opt.haystack = shared_data() + "/haystack/paulgraham";
   opt.depths = {0, 10, 25, 50, 75, 90, 100};
   for (int64_t length : {1000, 2000, 4000}) {
@@ -97,7 +97,7 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   const std::string soft = d.file("soft.gguf");
   write_soft_tokens(soft, soft_tokens_from_ids(m, m.tokenizer()->encode(" What happened?", false),
                                                "init: What happened?"));
-  eval::EvalConfig c;
+  EvalConfig c;
   c.tasks = {"niah", "passkey", "fidelity"};
   c.lengths = {300};
   c.samples = 2;
@@ -106,8 +106,8 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   c.budgets = {40, 96};
   c.out_path = d.file("results.jsonl");
   c.progress = false;
-  ThreadPool pool(2);
-  const eval::EvalTotals t = eval::run_eval(m, pool, c);
+  CpuBackend be(2);
+  const EvalTotals t = eval::run_eval(m, be, c);
   const int64_t per_prompt = 1 + int64_t(c.methods.size() * c.budgets.size());
   EXPECT_EQ(t.prompts_run, 6);
   EXPECT_EQ(t.rows_written, 6 * per_prompt);
@@ -149,7 +149,7 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   }
   EXPECT_TRUE(std::filesystem::exists(d.file("svg/score_vs_budget_overall.svg")));
   // A finished run resumes with nothing to do.
-  const eval::EvalTotals again = eval::run_eval(m, pool, c);
+  const EvalTotals again = eval::run_eval(m, be, c);
   EXPECT_EQ(again.prompts_run, 0);
   EXPECT_EQ(again.prompts_skipped, 6);
   EXPECT_EQ(again.rows_written, 0);
@@ -157,15 +157,25 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   std::string all = read_file(c.out_path);
   all.resize(all.size() - 20);
   write_file(c.out_path, all);
-  const eval::EvalTotals part = eval::run_eval(m, pool, c);
+  const EvalTotals part = eval::run_eval(m, be, c);
   EXPECT_EQ(part.prompts_run, 1);
   EXPECT_EQ(part.rows_written, 1);
+  // The cut line was removed, not appended to: every line parses and the
+  // report reads the file.
+  std::istringstream lines(read_file(c.out_path));
+  int64_t n_lines = 0;
+  while (std::getline(lines, line)) {
+    EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line.substr(0, 120);
+    ++n_lines;
+  }
+  EXPECT_EQ(n_lines, 6 * per_prompt);
+  EXPECT_NO_THROW((void)eval::make_report(c.out_path, d.file("svg2")));
 }
 
 TEST(EvalRunner, BadConfigurationsFailBeforeRunning) {
   KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
   const Model& m = kv_test_model("stories260K");
-  eval::EvalConfig c;
+  EvalConfig c;
   c.tasks = {"niah"};
   c.lengths = {300};
   c.methods = {"snapkv"};
@@ -190,7 +200,7 @@ namespace {
 TEST(EvalRuler, EveryTaskFitsItsLengthAndHoldsItsAnswers) {
   KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
   KVSIEVE_REQUIRE_SHARED("haystack/paulgraham/addiction.txt");
-  eval::TaskOptions opt;
+  TaskOptions opt;
   opt.haystack = shared_data() + "/haystack/paulgraham";
   const std::vector<std::string> names = {
       "niah_single_1",   "niah_single_2", "niah_single_3", "niah_multikey_1",
@@ -221,8 +231,8 @@ TEST(EvalRuler, EveryTaskFitsItsLengthAndHoldsItsAnswers) {
 
 TEST(EvalRuler, EssayTasksNeedTheEssays) {
   KVSIEVE_REQUIRE_SHARED("tokenizers/llama-spm/tokenizer.model");
-  EXPECT_THROW(eval::make_samples("niah_single_2", spm(), 2048, 1, 0, eval::TaskOptions{}), Error);
-  EXPECT_NO_THROW(eval::make_samples("niah_single_1", spm(), 2048, 1, 0, eval::TaskOptions{}));
+  EXPECT_THROW(eval::make_samples("niah_single_2", spm(), 2048, 1, 0, TaskOptions{}), Error);
+  EXPECT_NO_THROW(eval::make_samples("niah_single_1", spm(), 2048, 1, 0, TaskOptions{}));
 }
 
 }  // namespace
@@ -243,7 +253,7 @@ TEST(EvalLongBench, OfficialTemplateAndMiddleTruncation) {
   b["_id"] = "def";
   b["context"] = "Short context.";
   write_file(d.file("hotpotqa.jsonl"), a.dump() + "\n" + b.dump() + "\n");
-  eval::TaskOptions opt;
+  TaskOptions opt;
   opt.longbench_dir = d.path();
   const auto s = eval::make_samples("hotpotqa", spm(), 256, 2, 0, opt);
   ASSERT_EQ(s.size(), 2u);

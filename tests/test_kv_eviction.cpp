@@ -27,19 +27,19 @@ struct GenRun {
 };
 GenRun generate_with(const Model& m, const std::vector<int32_t>& ids, Evictor* ev, int steps,
                   const KeepSets* restore = nullptr) {
-  ThreadPool pool(2);
-  Session s(m, pool);
-  if (ev) s.set_observer([&](const QueryEvent& e) { ev->observe(e); });
+  CpuBackend be(2);
+  Context s(m, be);
+  if (ev) s.record(ev->record_spec());
   GenRun r;
   r.logits.push_back(s.prefill(ids, 64));
-  if (ev) r.report = ev->compress(s.cache());
-  if (restore) s.cache().retain(*restore);
+  if (ev) r.report = ev->compress(s.store(), s.recorder());
+  if (restore) s.store().retain(*restore);
   for (int i = 0; i < steps; ++i) {
     const auto& last = r.logits.back();
     const int32_t next = argmax(last);
     r.tokens.push_back(next);
     r.logits.push_back(s.decode(next));
-    if (ev) ev->after_decode(s.cache());
+    if (ev) ev->after_decode(s.store(), s.recorder());
   }
   return r;
 }
@@ -79,19 +79,18 @@ TEST_P(KvEviction, BudgetsSinksWindowsAndBytesHoldExactly) {
     const int64_t S = g == Granularity::kKvHead ? geo.n_head_kv : geo.n_head;
     for (const auto& spec : kAllSpecs) {
       for (int64_t B : {40, 64, 100}) {
-        ThreadPool pool(2);
-        Session s(*model_, pool);
+        CpuBackend be(2);
+        Context s(*model_, be);
         Evictor ev(budget_cfg(spec, B, g), geo);
-        s.set_observer([&](const QueryEvent& e) { ev.observe(e); });
+        s.record(ev.record_spec());
         s.prefill(ids_, 64);
         // Rows before the cut, to check kept rows are untouched.
         std::vector<std::vector<float>> k0;
         for (int64_t l = 0; l < geo.n_layer; ++l)
           for (int64_t kv = 0; kv < geo.n_head_kv; ++kv) {
-            const HeadView v = s.cache().head(l, kv);
-            k0.emplace_back(v.k, v.k + v.n * geo.head_dim);
+            k0.push_back(head_rows(s.store(), l, kv).k);
           }
-        const EvictionReport r = ev.compress(s.cache());
+        const EvictionReport r = ev.compress(s.store(), s.recorder());
         const std::string what = spec + " B=" + std::to_string(B) + " " + granularity_name(g);
         ASSERT_EQ(r.kept.n_heads, S) << what;
         int64_t total_budget = 0;
@@ -99,21 +98,21 @@ TEST_P(KvEviction, BudgetsSinksWindowsAndBytesHoldExactly) {
         for (int64_t l = 0; l < geo.n_layer; ++l) {
           int64_t layer_sum = 0;
           for (int64_t h = 0; h < S; ++h) {
-            const auto& keep = r.kept.at(l, h);
+            const auto keep = r.kept.at(l, h);
             const int64_t budget = r.budget[size_t(l * S + h)];
             layer_sum += budget;
             EXPECT_EQ(int64_t(keep.size()), budget) << what;
-            EXPECT_EQ(s.cache().rows(l, h), budget) << what;
+            EXPECT_EQ(s.store().rows(l, h), budget) << what;
             for (int32_t q = 0; q < p.sinks; ++q)
               EXPECT_TRUE(std::binary_search(keep.begin(), keep.end(), q)) << what << " sink";
             for (int32_t q = int32_t(n - p.window); q < n; ++q)
               EXPECT_TRUE(std::binary_search(keep.begin(), keep.end(), q)) << what << " window";
             // Positions and rows unchanged.
-            const HeadView v = s.cache().head(l, h);
+            const HeadRows v = head_rows(s.store(), l, h);
             const auto& orig = k0[size_t(l * geo.n_head_kv + h / (S / geo.n_head_kv))];
             for (int64_t j = 0; j < v.n; ++j) {
               EXPECT_EQ(v.pos[j], keep[size_t(j)]);
-              EXPECT_EQ(0, std::memcmp(v.k + j * geo.head_dim,
+              EXPECT_EQ(0, std::memcmp(v.k.data() + j * geo.head_dim,
                                        orig.data() + int64_t(v.pos[j]) * geo.head_dim,
                                        size_t(geo.head_dim) * sizeof(float)))
                   << what;
@@ -127,9 +126,9 @@ TEST_P(KvEviction, BudgetsSinksWindowsAndBytesHoldExactly) {
           }
           total_budget += layer_sum;
         }
-        EXPECT_EQ(s.cache().kv_bytes(), size_t(total_budget * geo.head_dim * 2) * sizeof(float))
+        EXPECT_EQ(s.store().kv_bytes(), size_t(total_budget * geo.head_dim * 2) * sizeof(float))
             << what;
-        EXPECT_EQ(r.kv_bytes_after, s.cache().kv_bytes());
+        EXPECT_EQ(r.kv_bytes_after, s.store().kv_bytes());
         EXPECT_EQ(r.kv_bytes_before, size_t(n * geo.n_layer * geo.n_head_kv * geo.head_dim * 2) *
                                          sizeof(float));
       }
@@ -144,12 +143,12 @@ TEST_P(KvEviction, DecodingAfterACutEqualsAFreshSessionRestored) {
       const GenRun a = generate_with(*model_, ids_, &ev, 8);
       // A fresh session: same prompt, no evictor, cut to the dumped keep sets.
       const KeepSets restored = kept_from_json(kept_to_json(ev, a.report));
-      ThreadPool pool(2);
-      Session s(*model_, pool);
+      CpuBackend be(2);
+      Context s(*model_, be);
       s.prefill(ids_, 64);
       if (g == Granularity::kQueryHead)
-        s.cache().replicate(model_->config().n_head / model_->config().n_head_kv);
-      s.cache().retain(restored);
+        s.store().replicate(model_->config().n_head / model_->config().n_head_kv);
+      s.store().retain(restored);
       std::vector<std::vector<float>> logits = {a.logits[0]};
       for (int32_t t : a.tokens) logits.push_back(s.decode(t));
       EXPECT_TRUE(bit_identical(a.logits, logits)) << spec << " " << granularity_name(g);
@@ -162,24 +161,24 @@ TEST_P(KvEviction, DecodeTimeBudgetKeepsTheCacheBounded) {
     EvictionConfig c = budget_cfg(spec, 40);
     c.decode_every = 5;
     Evictor ev(c, attn_geometry(*model_));
-    ThreadPool pool(2);
-    Session s(*model_, pool);
-    s.set_observer([&](const QueryEvent& e) { ev.observe(e); });
+    CpuBackend be(2);
+    Context s(*model_, be);
+    s.record(ev.record_spec());
     const auto& first = s.prefill(ids_, 64);
-    ev.compress(s.cache());
+    ev.compress(s.store(), s.recorder());
     int32_t next = argmax(first);
     int cuts = 0;
     for (int i = 0; i < 23; ++i) {
       const auto& lg = s.decode(next);
       next = argmax(lg);
-      cuts += ev.after_decode(s.cache());
-      EXPECT_LE(s.cache().max_rows(), 40 + 4) << spec;
+      cuts += ev.after_decode(s.store(), s.recorder());
+      EXPECT_LE(s.store().max_rows(), 40 + 4) << spec;
       // The newest token is always there (recent window or recency).
-      const HeadView v = s.cache().head(0, 0);
+      const HeadRows v = head_rows(s.store(), 0, 0);
       EXPECT_EQ(v.pos[v.n - 1], s.n_past() - 1) << spec;
     }
     EXPECT_EQ(cuts, 4) << spec;
-    EXPECT_EQ(s.cache().max_rows(), 40 + 3) << spec;  // 3 tokens since the 4th cut
+    EXPECT_EQ(s.store().max_rows(), 40 + 3) << spec;  // 3 tokens since the 4th cut
   }
 }
 
@@ -187,28 +186,27 @@ INSTANTIATE_TEST_SUITE_P(Models, KvEviction, ::testing::Values("llama3-f32", "qw
                          model_param_name);
 
 TEST(KvCacheRetain, BadKeepSetsLeaveTheCacheUnchanged) {
-  KvCache c({2, 2, 4, 1});
+  CpuBackend be(1);
+  KvStore c(be, {2, 2, 4, 1});
   std::vector<float> k(5 * 2 * 4), v(5 * 2 * 4);
   for (size_t i = 0; i < k.size(); ++i) k[i] = float(i), v[i] = -float(i);
   const std::vector<int32_t> pos = {0, 1, 2, 5, 9};
   for (int l = 0; l < 2; ++l) c.append(l, k.data(), v.data(), pos.data(), 5);
   const KeepSets before = c.positions();
   const size_t bytes = c.kv_bytes();
-  KeepSets bad = before;
-  bad.at(1, 1) = {0, 3};  // position 3 is not held
+  KeepSets bad = with_head(before, 1, 1, {0, 3});  // position 3 is not held
   EXPECT_THROW(c.retain(bad), Error);
-  bad = before;
-  bad.at(1, 0) = {5, 2};  // not increasing
+  bad = with_head(before, 1, 0, {5, 2});  // not increasing
   EXPECT_THROW(c.retain(bad), Error);
-  bad = before;
-  bad.keep.pop_back();
+  auto lists = keep_lists(before);
+  lists.pop_back();
+  bad = KeepSets::from_lists(2, 2, lists);
   EXPECT_THROW(c.retain(bad), Error);
-  EXPECT_EQ(c.positions().keep, before.keep);
+  EXPECT_EQ(keep_lists(c.positions()), keep_lists(before));
   EXPECT_EQ(c.kv_bytes(), bytes);
-  KeepSets ok = before;
-  ok.at(0, 1) = {1, 9};
+  KeepSets ok = with_head(before, 0, 1, {1, 9});
   c.retain(ok);
-  const HeadView h = c.head(0, 1);
+  const HeadRows h = head_rows(c, 0, 1);
   ASSERT_EQ(h.n, 2);
   EXPECT_EQ(h.pos[1], 9);
   EXPECT_EQ(h.k[4], k[4 * 8 + 4]);  // row 4 of the input, head 1's half
@@ -275,7 +273,7 @@ TEST(KvCli, DumpKeptAndBadOptions) {
   const KeepSets ks = kept_from_json(read_file(out));
   EXPECT_EQ(ks.n_layer, 3);
   EXPECT_EQ(ks.n_heads, 2);
-  for (const auto& k : ks.keep) EXPECT_EQ(k.size(), 24u);
+  for (const auto& k : keep_lists(ks)) EXPECT_EQ(k.size(), 24u);
   EXPECT_NE(r.err.find("after"), std::string::npos) << r.err;  // bytes before/after reported
   for (const std::string bad :
        {"--kv nope --kv-budget 8", "--kv snapkv", "--kv snapkv --kv-ratio 1.5",

@@ -2,8 +2,9 @@
 // with the kvsieve of an earlier commit): every case of cases.txt, run by the
 // kvsieve under test on every model, must keep the same positions in every
 // layer and head, with the same per-head budgets, and generate the same ids.
-// f32 sums depend on the SIMD target, so the comparison is exact only on the
-// target the goldens were made on; elsewhere the test skips with a message.
+// f32 sums depend on the SIMD target and on the optimisation level, so the
+// comparison is exact only on the target the goldens were made on and in a
+// Release build; elsewhere the test skips with a message.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -96,6 +97,12 @@ TEST_P(KvGoldens, SameKeepSetsAndIdsAsTheGoldens) {
     GTEST_SKIP() << "the goldens were made on the " << head.at("target").get<std::string>()
                  << " target, this CPU runs " << cpu_kernel_target()
                  << ": f32 sums differ in the last bits, so keep sets may differ at near-ties";
+#ifdef KVSIEVE_SANITIZED
+  // Seen in CI: the -O1 sanitizer build rounds some f32 sums differently from
+  // the Release build the goldens come from (one knorm near-tie flipped).
+  GTEST_SKIP() << "the goldens were made by a Release build; this sanitizer build (-O1) "
+                  "rounds f32 sums differently, so keep sets may differ at near-ties";
+#endif
   std::map<std::string, json> want;
   while (std::getline(in, line)) {
     const json j = json::parse(line);

@@ -109,8 +109,8 @@ TEST_P(KvpressKeepSets, SameAsKvpress) {
   int64_t ties = 0;
   for (int64_t l = 0; l < ref.n_layer; ++l)
     for (int64_t s = 0; s < ref.n_heads; ++s) {
-      const auto& a = ref.at(l, s);
-      const auto& b = got.at(l, s);
+      const auto ra = ref.at(l, s), rb = got.at(l, s);
+      const std::vector<int32_t> a(ra.begin(), ra.end()), b(rb.begin(), rb.end());
       if (a == b) continue;
       std::vector<int32_t> only_ref, only_got;
       std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(only_ref));

@@ -20,12 +20,12 @@ using Scores = std::vector<std::vector<double>>;  // [L * S][n]
 
 KeepSets run_method(const Model& m, const std::vector<int32_t>& ids, const EvictionConfig& cfg,
                     EvictionReport* rep = nullptr) {
-  ThreadPool pool(2);
-  Session s(m, pool);
-  Evictor ev(cfg, attn_geometry(m), &pool);
-  s.set_observer([&](const QueryEvent& e) { ev.observe(e); });
+  CpuBackend be(2);
+  Context s(m, be);
+  Evictor ev(cfg, attn_geometry(m));
+  s.record(ev.record_spec());
   s.prefill(ids, 64);
-  EvictionReport r = ev.compress(s.cache());
+  EvictionReport r = ev.compress(s.store(), s.recorder());
   if (rep) *rep = r;
   return r.kept;
 }
@@ -100,10 +100,10 @@ std::vector<std::vector<double>> all_queries(const Recorded& r, int64_t l, bool 
 
 KeepSets keep_from(const Scores& sc, int64_t L, int64_t S, const std::vector<int64_t>& budget,
                    int64_t sinks, int64_t window) {
-  KeepSets ks{L, S, {}};
+  std::vector<std::vector<int32_t>> lists;
   for (int64_t i = 0; i < L * S; ++i)
-    ks.keep.push_back(naive_keep(sc[size_t(i)], budget[size_t(i)], sinks, window));
-  return ks;
+    lists.push_back(naive_keep(sc[size_t(i)], budget[size_t(i)], sinks, window));
+  return KeepSets::from_lists(L, S, lists);
 }
 
 EvictionConfig cfg(const std::string& spec, int64_t tokens, const std::string& preset = "",
@@ -230,7 +230,7 @@ TEST_P(KvMethods, KeyNorm) {
 
 TEST_P(KvMethods, StreamingLLM) {
   const KeepSets got = run_method(*model_, ids_, cfg("streamingllm", 40));
-  for (const auto& k : got.keep) {
+  for (const auto& k : keep_lists(got)) {
     std::vector<int32_t> want = {0, 1, 2, 3};
     for (int32_t p = int32_t(rec_.n) - 36; p < int32_t(rec_.n); ++p) want.push_back(p);
     EXPECT_EQ(k, want);
@@ -241,9 +241,9 @@ TEST_P(KvMethods, RandomIsSeededAndHoldsTheBudget) {
   const KeepSets a = run_method(*model_, ids_, cfg("random:seed=7", 30));
   const KeepSets b = run_method(*model_, ids_, cfg("random:seed=7", 30));
   const KeepSets c = run_method(*model_, ids_, cfg("random:seed=8", 30));
-  EXPECT_EQ(a.keep, b.keep);
-  EXPECT_NE(a.keep, c.keep);
-  for (const auto& k : a.keep) EXPECT_EQ(k.size(), 30u);
+  EXPECT_EQ(keep_lists(a), keep_lists(b));
+  EXPECT_NE(keep_lists(a), keep_lists(c));
+  for (const auto& k : keep_lists(a)) EXPECT_EQ(k.size(), 30u);
 }
 
 TEST_P(KvMethods, PyramidKVUsesTheLayerSchedule) {

@@ -28,20 +28,20 @@ struct Cut {
 // Prefill, cut with a Compressor (first answer token: greedy), decode.
 Cut cut_with(const Model& m, const std::vector<int32_t>& ids, const EvictionConfig& c,
              int steps = 4) {
-  ThreadPool pool(2);
-  Session s(m, pool);
-  Compressor comp(c, m, pool);
-  s.set_observer([&](const QueryEvent& e) { comp.observe(e); });
+  CpuBackend be(2);
+  Context s(m, be);
+  Compressor comp(c, m);
+  s.record(comp.record_spec());
   Cut out;
   out.logits.push_back(s.prefill(ids, 64));
   const int32_t first = argmax(out.logits[0]);
   out.report = comp.compress(s, first);
   out.probe_tokens = comp.probe_tokens();
   out.n_past_after = s.n_past();
-  for (int64_t l = 0; l < s.cache().geometry().n_layer; ++l)
-    for (int64_t h = 0; h < s.cache().n_stored(); ++h) {
-      const HeadView v = s.cache().head(l, h);
-      if (v.n) out.max_pos_after = std::max(out.max_pos_after, v.pos[v.n - 1]);
+  for (int64_t l = 0; l < s.store().geometry().n_layer; ++l)
+    for (int64_t h = 0; h < s.store().n_stored(); ++h) {
+      const auto pos = s.store().positions(l, h);
+      if (!pos.empty()) out.max_pos_after = std::max(out.max_pos_after, pos.back());
     }
   int32_t t = first;
   for (int i = 0; i < steps; ++i) {
@@ -57,7 +57,7 @@ TEST_P(KvProbes, LaqWithoutLookaheadIsSnapKV) {
   for (auto g : {Granularity::kKvHead, Granularity::kQueryHead}) {
     const Cut laq = cut_with(*model_, ids_, budget_cfg("laq:n=0,window=8", 40, g));
     const Cut snap = cut_with(*model_, ids_, budget_cfg("snapkv:window=8,kernel=7,pool=max", 40, g));
-    EXPECT_EQ(laq.report.kept.keep, snap.report.kept.keep) << granularity_name(g);
+    EXPECT_EQ(keep_lists(laq.report.kept), keep_lists(snap.report.kept)) << granularity_name(g);
     EXPECT_TRUE(laq.probe_tokens.empty());
   }
 }
@@ -68,22 +68,23 @@ TEST_P(KvProbes, LaqMatchesANaiveReference) {
   const ModelConfig& c = m.config();
   // The lookahead by hand: a second session cut by SnapKV (window 32, max-pool 7)
   // decodes greedily from the first answer token; its queries are the probes.
-  ThreadPool pool(1);
-  Session b(m, pool);
+  CpuBackend be(1);
+  Context b(m, be);
   Evictor stage1(budget_cfg("snapkv:window=32,kernel=7,pool=max", B), attn_geometry(m));
-  b.set_observer([&](const QueryEvent& e) { stage1.observe(e); });
+  b.record(stage1.record_spec());
   int32_t tok = argmax(b.prefill(ids_, 64));
-  stage1.compress(b.cache());
-  std::vector<std::vector<float>> probe_q(size_t(c.n_layer));  // [L][steps * H * hd]
-  b.set_observer([&](const QueryEvent& e) {
-    probe_q[size_t(e.layer)].insert(probe_q[size_t(e.layer)].end(), e.q,
-                                    e.q + c.n_head * c.head_dim);
-  });
+  stage1.compress(b.store(), b.recorder());
+  b.record(RecordSpec{steps, false});  // from now on: the lookahead's queries
   std::vector<int32_t> looked;
   for (int64_t i = 0; i < steps; ++i) {
     if (m.tokenizer() && m.tokenizer()->is_eog(tok)) break;
     looked.push_back(tok);
     tok = argmax(b.decode(tok));
+  }
+  std::vector<std::vector<float>> probe_q(size_t(c.n_layer));  // [L][steps * H * hd]
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const ProbeBlock pb = b.recorder()->window(l);
+    probe_q[size_t(l)].assign(pb.q.data(), pb.q.data() + pb.n() * c.n_head * c.head_dim);
   }
   const Cut laq = cut_with(m, ids_, budget_cfg(fmt::format("laq++:n={}", steps), B));
   EXPECT_EQ(laq.probe_tokens, looked) << "lookahead tokens = greedy tokens on the stage-1 cache";
@@ -128,8 +129,9 @@ TEST_P(KvProbes, LaqMatchesANaiveReference) {
       scores.push_back(s);
     }
   }
-  KeepSets ref{r.L, r.KV, {}};
-  for (const auto& s : scores) ref.keep.push_back(naive_keep(s, B, 0, w));
+  std::vector<std::vector<int32_t>> ref_lists;
+  for (const auto& s : scores) ref_lists.push_back(naive_keep(s, B, 0, w));
+  const KeepSets ref = KeepSets::from_lists(r.L, r.KV, ref_lists);
   const int64_t swaps = expect_same_keep(ref, laq.report.kept, &scores, 1e-5, "laq++");
   EXPECT_LE(swaps * 100, ref.total());
 }
@@ -147,15 +149,15 @@ TEST_P(KvProbes, NothingOfTheProbesRemainsAndDecodingMatchesARestoredSession) {
       EXPECT_EQ(cut.n_past_after, int32_t(ids_.size())) << what;
       EXPECT_LT(cut.max_pos_after, int32_t(ids_.size())) << what << ": probe rows left behind";
       if (spec.rfind("adakv", 0) != 0) {
-        for (const auto& k : cut.report.kept.keep) EXPECT_EQ(k.size(), 48u) << what;
+        for (const auto& k : keep_lists(cut.report.kept)) EXPECT_EQ(k.size(), 48u) << what;
       }
       // A fresh session cut to the same keep sets decodes the same logits.
-      ThreadPool pool(2);
-      Session s(*model_, pool);
+      CpuBackend be(2);
+      Context s(*model_, be);
       s.prefill(ids_, 64);
       if (g == Granularity::kQueryHead)
-        s.cache().replicate(model_->config().n_head / model_->config().n_head_kv);
-      s.cache().retain(cut.report.kept);
+        s.store().replicate(model_->config().n_head / model_->config().n_head_kv);
+      s.store().retain(cut.report.kept);
       int32_t t = argmax(cut.logits[0]);
       for (size_t i = 1; i < cut.logits.size(); ++i) {
         const auto& lg = s.decode(t);
@@ -181,9 +183,9 @@ TEST_P(KvProbes, JudgeqWithTokenEmbeddingsIsASnapKVWindowOfThoseTokens) {
     std::vector<int32_t> pq(p);
     pq.insert(pq.end(), q.begin(), q.end());
     const Cut snap = cut_with(*model_, pq, budget_cfg("snapkv:window=12,kernel=7,pool=max", 42, g));
-    KeepSets snap_p = snap.report.kept;
-    for (auto& k : snap_p.keep) k.resize(k.size() - 12);  // drop the window (Q)
-    EXPECT_EQ(jq.report.kept.keep, snap_p.keep) << granularity_name(g);
+    auto snap_p = keep_lists(snap.report.kept);
+    for (auto& k : snap_p) k.resize(k.size() - 12);  // drop the window (Q)
+    EXPECT_EQ(keep_lists(jq.report.kept), snap_p) << granularity_name(g);
   }
 }
 

@@ -10,7 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/npy.h"
-#include "engine/session.h"
+#include "backend/cpu/cpu_backend.h"
+#include "engine/context.h"
 #include "test_util.h"
 
 using namespace kvsieve;
@@ -33,8 +34,8 @@ std::vector<std::string> fixture_names() {
 std::vector<float> kvsieve_logits(const std::string& model_path, const std::vector<int32_t>& ids,
                                   int64_t n_batch) {
   auto m = Model::load(model_path);
-  ThreadPool pool(2);
-  Session s(*m, pool);
+  CpuBackend be(2);
+  Context s(*m, be);
   std::vector<float> all;
   s.prefill(ids, n_batch, &all);
   return all;

@@ -4,7 +4,8 @@
 
 #include <cmath>
 
-#include "engine/session.h"
+#include "backend/cpu/cpu_backend.h"
+#include "engine/context.h"
 #include "test_util.h"
 
 using namespace kvsieve;
@@ -67,9 +68,9 @@ TEST(Quantization, Q8AndQ4AgreeWithF32OnStories260K) {
   const auto ids = f32->tokenizer()->encode(read_file(shared_data() + "/text/tinystories_sample.txt"), true);
   const int64_t n = std::min<int64_t>(int64_t(ids.size()), 500);
   const std::vector<int32_t> text(ids.begin(), ids.begin() + n);
-  ThreadPool pool(2);
+  CpuBackend be(2);
   auto logits = [&](const Model& m) {
-    Session sess(m, pool);
+    Context sess(m, be);
     std::vector<float> all;
     sess.prefill(text, 128, &all);
     return all;

@@ -1,7 +1,9 @@
 // stories260K (llama2.c) against llama2.c's own published greedy outputs.
 #include <gtest/gtest.h>
 
-#include "engine/session.h"
+#include "backend/cpu/cpu_backend.h"
+#include "engine/context.h"
+#include "engine/generate.h"
 #include "io/model_source.h"
 #include "test_util.h"
 
@@ -28,15 +30,15 @@ const std::string& stories_gguf() {
 // Greedy generation from BOS as llama2.c's run.c does for `-t 0 -n steps`:
 // forward `steps` positions, print every sampled token's piece.
 std::string greedy_from_bos(const Model& m, int steps) {
-  ThreadPool pool(2);
-  Session s(m, pool);
+  CpuBackend be(2);
+  Context s(m, be);
   const Tokenizer* tok = m.tokenizer();
   std::string text;
   int32_t prev = tok->bos();
-  GenerateParams p;
-  p.n_predict = steps;
+  DecodeParams p;
+  p.max_tokens = steps;
   p.stop_at_eog = false;
-  generate(s, {tok->bos()}, p, [&](int32_t id) {
+  decode_tokens(s, s.prefill({tok->bos()}), p, [&](int32_t id) {
     if (id == tok->bos()) return false;  // run.c stops at BOS
     text += tok->token_to_piece(id, prev);
     prev = id;

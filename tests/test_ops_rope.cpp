@@ -12,7 +12,8 @@
 #include "backend/cpu/kernel_table.h"
 #include "backend/cpu/ops.h"
 #include "backend/cpu/ops_ref.h"
-#include "backend/cpu/rope.h"
+#include "core/rope.h"
+#include "model/model_config.h"
 #include "core/error.h"
 #include "test_ops_util.h"
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "engine/soft_tokens.h"
+#include "backend/cpu/cpu_backend.h"
 #include "eval/runner.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -30,7 +31,7 @@ TEST(ShippedModel, FullCacheFindsTheNeedleAt2K) {
   auto m = Model::load(shipped_model());
   ASSERT_NE(m->tokenizer(), nullptr);
   EXPECT_EQ(m->config().n_ctx_train, 4096);
-  eval::EvalConfig c;
+  EvalConfig c;
   c.tasks = {"niah_single_1"};
   c.lengths = {2048};
   c.samples = 20;
@@ -38,8 +39,8 @@ TEST(ShippedModel, FullCacheFindsTheNeedleAt2K) {
   c.progress = false;
   TempDir d;
   c.out_path = d.file("r.jsonl");
-  ThreadPool pool(2);
-  const eval::EvalTotals t = eval::run_eval(*m, pool, c);
+  CpuBackend be(2);
+  const EvalTotals t = eval::run_eval(*m, be, c);
   ASSERT_EQ(t.rows_written, 20);
   double sum = 0;
   std::istringstream in(read_file(c.out_path));

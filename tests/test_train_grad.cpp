@@ -8,9 +8,10 @@
 #include <random>
 
 #include "engine/probe_source.h"
-#include "engine/session.h"
+#include "backend/cpu/cpu_backend.h"
+#include "engine/context.h"
 #include "engine/soft_tokens.h"
-#include "kv/scoring.h"
+#include "kv/scorer.h"
 #include "kv_test_util.h"
 #include "test_util.h"
 #include "train/loss.h"
@@ -24,8 +25,8 @@ namespace {
 
 struct GradSetup {
   const Model* model;
-  std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<Session> session;
+  std::unique_ptr<CpuBackend> be;
+  std::unique_ptr<Context> session;
   std::vector<double> E;  // [m, d]
   AttentionMaps target;
   int64_t m = 3;
@@ -34,8 +35,8 @@ struct GradSetup {
 GradSetup make_setup(const std::string& name, uint64_t seed) {
   GradSetup s;
   s.model = &kv_test_model(name);
-  s.pool = std::make_unique<ThreadPool>(2);
-  s.session = std::make_unique<Session>(*s.model, *s.pool);
+  s.be = std::make_unique<CpuBackend>(2);
+  s.session = std::make_unique<Context>(*s.model, *s.be);
   std::vector<int32_t> ids = kv_test_ids(name, 24);
   s.session->prefill(ids, 64);
   const int64_t d = s.model->config().n_embd;
@@ -63,7 +64,7 @@ class TrainGrad : public ::testing::TestWithParam<std::string> {};
 TEST_P(TrainGrad, AnalyticMatchesFiniteDifferences) {
   for (JudgeLoss kind : {JudgeLoss::kMse, JudgeLoss::kKl}) {
     GradSetup s = make_setup(GetParam(), 11);
-    SoftPass<double> pass(*s.model, s.session->cache(), *s.pool);
+    SoftPass<double> pass(*s.model, s.session->store(), *s.be);
     AttentionMaps dmaps;
     loss_at(pass, s, s.E, kind, &dmaps);
     std::vector<double> dE(s.E.size());
@@ -89,8 +90,8 @@ TEST_P(TrainGrad, AnalyticMatchesFiniteDifferences) {
 
 TEST_P(TrainGrad, FloatPathAgreesWithDouble) {
   GradSetup s = make_setup(GetParam(), 3);
-  SoftPass<double> pd(*s.model, s.session->cache(), *s.pool);
-  SoftPass<float> pf(*s.model, s.session->cache(), *s.pool);
+  SoftPass<double> pd(*s.model, s.session->store(), *s.be);
+  SoftPass<float> pf(*s.model, s.session->store(), *s.be);
   AttentionMaps md, mf, gd, gf;
   pd.forward(s.E.data(), s.m, md);
   std::vector<float> Ef(s.E.begin(), s.E.end());
@@ -122,13 +123,13 @@ namespace {
 // forward pass and probe scoring.
 TEST(TrainSoftPass, MapsEqualTheInferenceProbeAttention) {
   const Model& m = kv_test_model("llama3-f32");
-  ThreadPool pool(2);
-  Session s(m, pool);
+  CpuBackend be(2);
+  Context s(m, be);
   const std::vector<int32_t> ids = kv_test_ids("llama3-f32", 40);
   s.prefill(ids, 64);
   const SoftTokens soft = soft_tokens_from_ids(m, {7, 8, 9, 10}, "test");
   AttentionMaps maps;
-  SoftPass<float> pass(m, s.cache(), pool);
+  SoftPass<float> pass(m, s.store(), be);
   pass.forward(soft.embd.data(), soft.m, maps);
   TempDir d;
   write_soft_tokens(d.file("s.gguf"), soft);
@@ -136,16 +137,19 @@ TEST(TrainSoftPass, MapsEqualTheInferenceProbeAttention) {
   cfg.spec = "judgeq:soft=" + d.file("s.gguf");
   cfg.budget.tokens = 10;
   const Policy policy = make_policy(cfg.spec);
-  auto source = make_probe_source(policy, cfg, m, pool);
+  auto source = make_probe_source(policy, cfg, m);
   size_t peak = 0;
   const std::vector<ProbeBlock> probes = source->collect(s, -1, cfg.budget, &peak);
   const ModelConfig& c = m.config();
+  const AttnGeometry geo = attn_geometry(m);
   for (int64_t l = 0; l < c.n_layer; ++l) {
-    std::vector<std::vector<float>> att;
-    probe_attention(probes[size_t(l)], s.cache(), l, c.n_head, c.head_dim, Reduce::kMean, att);
+    const int64_t ld = s.store().max_rows(l);
+    std::vector<float> att(size_t(c.n_head * ld));  // [n_head, ld]
+    const ScoreInputs in{s.store(), l, geo, nullptr, nullptr, &probes[size_t(l)], ld};
+    probe_scores(in, probes[size_t(l)], 0, probes[size_t(l)].n(), Reduce::kMean, att.data());
     for (int64_t h = 0; h < c.n_head; ++h)
       for (int64_t j = 0; j < 40; ++j)
-        EXPECT_NEAR(maps.at(l, h, j), att[size_t(h)][size_t(j)], 1e-5) << l << " " << h << " " << j;
+        EXPECT_NEAR(maps.at(l, h, j), att[size_t(h * ld + j)], 1e-5) << l << " " << h << " " << j;
   }
 }
 
@@ -179,23 +183,23 @@ TEST(TrainJudgeq, LossDecreasesReproduciblyAndResumes) {
   c.progress = false;
   c.out = d.file("a.gguf");
   c.target_dir = d.file("targets");
-  ThreadPool pool(2);
-  const TrainResult a = train_judgeq(m, pool, c);
+  CpuBackend be(2);
+  const TrainResult a = train_judgeq(m, be, c);
   ASSERT_EQ(a.losses.size(), 40u);
   double first = 0, last = 0;
   for (int i = 0; i < 8; ++i) first += a.losses[size_t(i)], last += a.losses[a.losses.size() - 1 - size_t(i)];
   EXPECT_LT(last, 0.7 * first) << "the loss did not go down";
   // Same seed, same result, byte for byte.
   c.out = d.file("b.gguf");
-  train_judgeq(m, pool, c);
+  train_judgeq(m, be, c);
   EXPECT_EQ(read_soft_tokens(d.file("a.gguf")).embd, read_soft_tokens(d.file("b.gguf")).embd);
   // 20 steps, then resume to 40.
   c.out = d.file("c.gguf");
   c.stop_after = 20;
-  train_judgeq(m, pool, c);
+  train_judgeq(m, be, c);
   c.stop_after = 0;
   c.resume = true;
-  const TrainResult r = train_judgeq(m, pool, c);
+  const TrainResult r = train_judgeq(m, be, c);
   EXPECT_EQ(r.first_step, 20);
   EXPECT_EQ(read_soft_tokens(d.file("a.gguf")).embd, read_soft_tokens(d.file("c.gguf")).embd);
   // The trained file is a valid Judge Q soft-token file for this model.
@@ -217,12 +221,12 @@ TEST(TrainJudgeq, KeepSetOverlapRanksMethods) {
   for (int i = 0; i < 3; ++i)
     lines += nlohmann::json({{"context", text.substr(size_t(i) * 700, 700)}}).dump() + "\n";
   write_file(d.file("held.jsonl"), lines);
-  ThreadPool pool(2);
+  CpuBackend be(2);
   OverlapConfig cfg;
   cfg.methods = {"snapkv", "random"};
   cfg.budgets = {48, 96};
   cfg.max_response = 16;
-  const auto rows = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
+  const auto rows = keep_set_overlap(m, be, d.file("held.jsonl"), cfg);
   ASSERT_EQ(rows.size(), 4u);
   for (const auto& r : rows) {
     EXPECT_GE(r.overlap, 0.0);
@@ -265,14 +269,14 @@ TEST(TrainJudgeq, KeepSetOverlapQueryAgnosticCutsAfterTheContext) {
   const int64_t n_all = int64_t(m.tokenizer()->encode(ctx + question, true).size());
   ASSERT_GT(n_all, n_ctx + 20);
   write_file(d.file("held.jsonl"), nlohmann::json({{"context", ctx}, {"question", question}}).dump() + "\n");
-  ThreadPool pool(2);
+  CpuBackend be(2);
   OverlapConfig cfg;
   cfg.methods = {"snapkv", "random"};
   cfg.budgets = {48, n_ctx + 5};
   cfg.max_response = 16;
-  const auto aware = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
+  const auto aware = keep_set_overlap(m, be, d.file("held.jsonl"), cfg);
   cfg.query_agnostic = true;
-  const auto agnostic = keep_set_overlap(m, pool, d.file("held.jsonl"), cfg);
+  const auto agnostic = keep_set_overlap(m, be, d.file("held.jsonl"), cfg);
   EXPECT_EQ(aware.size(), 4u);     // both budgets cut the whole prompt
   ASSERT_EQ(agnostic.size(), 2u);  // n_ctx + 5 keeps the whole context: nothing to compare
   for (const auto& r : agnostic) EXPECT_EQ(r.budget, 48);

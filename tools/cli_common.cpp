@@ -4,9 +4,6 @@
 #include <fstream>
 #include <string_view>
 
-#include "core/error.h"
-#include "core/mapped_file.h"
-#include "tokenizer/vocab_loaders.h"
 
 namespace kvsieve::cli {
 
@@ -21,29 +18,36 @@ void ModelOptions::add_to(CLI::App* sub, bool need_model) {
                   "tokenizer.bin");
   sub->add_option("-t,--threads", threads, "CPU threads (default: all hardware threads)")
       ->check(CLI::Range(0, 1024));
+  sub->add_option("--device", device,
+                  "Where to run: cpu, cuda, or auto (a GPU when this build has CUDA and one is present)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
 }
 
-std::unique_ptr<Model> ModelOptions::load(bool quiet) const {
-  auto m = Model::load(model);
-  if (!tokenizer.empty()) m->set_tokenizer(Tokenizer::create(load_vocab_file(tokenizer)));
+std::shared_ptr<const Engine> ModelOptions::load(bool quiet) const {
+  EngineOptions eo;
+  eo.model = model;
+  eo.tokenizer = tokenizer;
+  eo.device = device;
+  eo.threads = threads;
+  auto e = Engine::load(eo);
   if (!quiet) {
-    const ModelConfig& c = m->config();
+    const ModelInfo& i = e->info();
     std::fprintf(stderr,
                  "kvsieve: loaded %s (%s, %s): %lld layers, %lld heads / %lld kv heads, dim %lld, "
                  "vocab %lld, %.2fM params, %s\n",
-                 model.c_str(), m->source().format.c_str(), c.arch.c_str(), (long long)c.n_layer,
-                 (long long)c.n_head, (long long)c.n_head_kv, (long long)c.n_embd,
-                 (long long)c.n_vocab, double(m->n_params()) / 1e6,
-                 human_bytes(double(m->weight_bytes())).c_str());
+                 model.c_str(), i.format.c_str(), i.arch.c_str(), (long long)i.n_layer,
+                 (long long)i.n_head, (long long)i.n_head_kv, (long long)i.n_embd,
+                 (long long)i.n_vocab, double(i.n_params) / 1e6, human_bytes(double(i.weight_bytes)).c_str());
   }
-  return m;
+  return e;
 }
 
 std::string prompt_text(const std::string& prompt, const std::string& file) {
   check(prompt.empty() || file.empty(), "give the prompt either with -p or with -f, not both");
-  std::string text = file.empty() ? prompt : read_text_file(file);
-  validate_utf8(text, file.empty() ? "prompt" : file.c_str());
-  return text;
+  if (!file.empty()) return read_text_file_utf8(file);
+  check_utf8(prompt, "prompt");
+  return prompt;
 }
 
 size_t peak_rss_bytes() {

@@ -1,4 +1,6 @@
 // Pieces shared by the subcommands: model options, loading, memory figures.
+// The command line is a client of kvsieve's public API (include/kvsieve/)
+// and nothing else.
 #pragma once
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -7,19 +9,27 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
-#include "model/model.h"
+#include <fmt/format.h>
+
+#include "kvsieve/kvsieve.h"
 
 namespace kvsieve::cli {
+
+// check(cond, "...", args): throws kvsieve::Error with a formatted message.
+template <typename... Args>
+void check(bool cond, fmt::format_string<Args...> f, Args&&... args) {
+  if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
 
 struct ModelOptions {
   std::string model;      // -m
   std::string tokenizer;  // --tokenizer (overrides or adds one)
+  std::string device = "cpu";
   int threads = 0;        // -t, 0 = all hardware threads
 
   void add_to(CLI::App* sub, bool need_model = true);
   // Loads the model (and tokenizer if given); prints a one-line summary to stderr.
-  std::unique_ptr<Model> load(bool quiet = false) const;
+  std::shared_ptr<const Engine> load(bool quiet = false) const;
 };
 
 // Prompt text from -p or -f (exactly one), validated as UTF-8.

@@ -3,13 +3,10 @@
 #include <cstdio>
 #include <sstream>
 
-#include "cli_common.h"
-#include "commands.h"
-#include "core/error.h"
 #include <nlohmann/json.hpp>
 
-#include "eval/runner.h"
-#include "kv/policy.h"
+#include "cli_common.h"
+#include "commands.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -18,17 +15,17 @@ struct EvalOptions {
   ModelOptions mo;
   std::string tasks = "niah", lengths = "1024", budgets, ratios, depths, granularity = "kv-head";
   std::vector<std::string> kv;
-  eval::EvalConfig cfg;
+  EvalConfig cfg;
   bool no_progress = false;
   bool print_samples = false;
 };
 
 int run(EvalOptions& o) {
   if (o.tasks == "help") {
-    for (const auto& t : eval::tasks()) std::printf("  %-18s %s\n", t.name.c_str(), t.summary.c_str());
+    for (const auto& [name, summary] : eval_tasks()) std::printf("  %-18s %s\n", name.c_str(), summary.c_str());
     return 0;
   }
-  eval::EvalConfig& c = o.cfg;
+  EvalConfig& c = o.cfg;
   c.tasks = split(o.tasks, ", ");
   c.lengths = numbers<int64_t>(o.lengths, "--lengths");
   c.budgets = numbers<int64_t>(o.budgets, "--budgets");
@@ -41,26 +38,23 @@ int run(EvalOptions& o) {
   c.granularity = granularity_from_name(o.granularity);
   c.progress = !o.no_progress;
   check(!o.mo.model.empty(), "--model is required");
-  auto model = o.mo.load();
+  c.threads = o.mo.threads;
+  auto engine = o.mo.load();
   if (o.print_samples) {  // the prompts as JSON lines, nothing run
-    check(model->tokenizer() != nullptr, "the model has no tokenizer");
-    for (const auto& task : c.tasks)
-      for (int64_t len : c.lengths)
-        for (const auto& s : eval::make_samples(task, *model->tokenizer(), len, c.samples, c.seed,
-                                                c.task_options)) {
-          nlohmann::json j = {{"task", s.task},       {"id", s.id},
-                              {"seed", s.seed},       {"length", s.length},
-                              {"tokens", model->tokenizer()->encode(s.context + s.question, true).size()},
-                              {"context", s.context}, {"question", s.question},
-                              {"answers", s.answers}, {"metric", s.metric}};
-          if (s.depth >= 0) j["depth"] = s.depth;
-          std::printf("%s\n", j.dump().c_str());
-        }
+    check(engine->has_tokenizer(), "the model has no tokenizer");
+    for (const EvalPrompt& s : eval_prompts(*engine, c)) {
+      nlohmann::json j = {{"task", s.task},       {"id", s.id},
+                          {"seed", s.seed},       {"length", s.length},
+                          {"tokens", s.tokens},   {"context", s.context},
+                          {"question", s.question}, {"answers", s.answers},
+                          {"metric", s.metric}};
+      if (s.depth >= 0) j["depth"] = s.depth;
+      std::printf("%s\n", j.dump().c_str());
+    }
     return 0;
   }
   check(!c.out_path.empty(), "--out is required (the results file)");
-  ThreadPool pool(o.mo.threads);
-  const eval::EvalTotals t = eval::run_eval(*model, pool, c);
+  const EvalTotals t = run_eval(*engine, c);
   const double one_full = t.prefill_seconds + t.full_seconds;
   std::fprintf(stderr,
                "kvsieve: %lld prompts run, %lld already done; %lld result rows written to %s%s\n",
@@ -69,12 +63,16 @@ int run(EvalOptions& o) {
                t.errors ? fmt::format(" ({} with errors)", t.errors).c_str() : "");
   if (t.prompts_run)
     std::fprintf(stderr,
-                 "kvsieve: shared prefill %.2f s, full-cache decode %.2f s; the methods' probes "
-                 "during prefill %.2f s, their cuts and decoding %.2f s: the sweep cost %.2fx "
-                 "one full-cache run of the same prompts (%.1f s in all)\n",
-                 t.prefill_seconds, t.full_seconds, t.observe_seconds, t.method_seconds,
-                 one_full > 0 ? (one_full + t.observe_seconds + t.method_seconds) / one_full : 0.0,
-                 t.generate_seconds);
+                 "kvsieve: shared prefill %.2f s (recording what the methods need), full-cache "
+                 "decode %.2f s; the methods' cuts and decoding %.2f s: the sweep cost %.2fx one "
+                 "full-cache run of the same prompts (%.1f s in all)\n"
+                 "kvsieve: KV memory: full cache %s, largest cut %s; device memory at most %s at "
+                 "once (%s)\n",
+                 t.prefill_seconds, t.full_seconds, t.method_seconds,
+                 one_full > 0 ? (one_full + t.method_seconds) / one_full : 0.0, t.generate_seconds,
+                 human_bytes(double(t.max_full_kv_bytes)).c_str(),
+                 human_bytes(double(t.max_cut_kv_bytes)).c_str(),
+                 human_bytes(double(t.peak_device_bytes)).c_str(), c.kv_type.c_str());
   return t.errors ? 1 : 0;
 }
 
@@ -110,6 +108,9 @@ KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
                   "use --lengths as the maximum prompt length (middle truncation)");
   sub->add_option("--depths", o->depths, "NIAH depths in percent (default: spread over samples)");
   sub->add_option("-b,--batch", o->cfg.n_batch, "Prefill chunk size")->capture_default_str();
+  sub->add_option("--kv-type", o->cfg.kv_type, "Element type of the KV cache: f32, f16, bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   sub->add_option("-o,--out", o->cfg.out_path, "Results file (JSON lines, appended; resumes)");
   sub->add_flag("--no-progress", o->no_progress, "No progress bar");
   sub->add_flag("--print-samples", o->print_samples,

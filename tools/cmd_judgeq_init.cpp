@@ -5,9 +5,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "core/npy.h"
-#include "engine/soft_tokens.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -20,29 +17,23 @@ struct JudgeqInitOptions {
 
 int run(const JudgeqInitOptions& o) {
   check(o.text.empty() != o.ids_file.empty(), "give the soft tokens' text (-p) or ids (--ids)");
-  auto model = o.mo.load();
+  auto engine = o.mo.load();
   std::vector<int32_t> ids;
   std::string origin;
   if (!o.ids_file.empty()) {
     ids = read_npy_ids(o.ids_file);
     origin = "init:ids";
   } else {
-    const Tokenizer* tok = model->tokenizer();
-    check(tok != nullptr, "the model has no tokenizer: give --ids or --tokenizer");
-    validate_utf8(o.text, "the text");
-    ids = tok->encode(o.text, false);
+    check(engine->has_tokenizer(), "the model has no tokenizer: give --ids or --tokenizer");
+    check_utf8(o.text, "the text");
+    ids = engine->tokenize(o.text, false);
     origin = "init:" + o.text;
   }
   check(!ids.empty(), "the text gives no tokens");
-  if (o.m > 0) {  // repeat or cut to m rows
-    std::vector<int32_t> r;
-    for (int64_t i = 0; i < o.m; ++i) r.push_back(ids[size_t(i) % ids.size()]);
-    ids.swap(r);
-  }
-  const SoftTokens s = soft_tokens_from_ids(*model, ids, origin);
-  write_soft_tokens(o.out, s);
+  const int64_t m = judgeq_init(*engine, ids, o.m, origin, o.out);
+  const SoftTokenInfo info = read_soft_token_info(o.out);
   std::fprintf(stderr, "kvsieve: wrote %lld soft tokens of %lld dimensions to %s (model %s)\n",
-               (long long)s.m, (long long)s.n_embd, o.out.c_str(), s.fingerprint.c_str());
+               (long long)m, (long long)info.n_embd, o.out.c_str(), info.fingerprint.c_str());
   return 0;
 }
 

@@ -7,8 +7,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "train/overlap.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -29,9 +27,8 @@ int run(OverlapOptions& o) {
     for (const auto& spec : split(k, " ")) o.cfg.methods.push_back(spec);
   if (o.cfg.methods.empty()) o.cfg.methods = {"snapkv"};
   o.cfg.progress = true;
-  auto model = o.mo.load();
-  ThreadPool pool(o.mo.threads);
-  const auto rows = keep_set_overlap(*model, pool, o.data, o.cfg);
+  auto engine = o.mo.load();
+  const auto rows = keep_set_overlap(*engine, o.data, o.cfg);
   const std::string& first = o.cfg.methods.front();
   std::printf("%s: share of the ideal keep set kept (± standard error over prompts)\n\n"
               "| method | budget | overlap | vs %s, paired | attention kept | paired | prompts |\n"

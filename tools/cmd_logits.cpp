@@ -3,9 +3,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "core/npy.h"
-#include "engine/session.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -14,19 +11,22 @@ struct LogitsOptions {
   ModelOptions mo;
   std::string ids_file, out;
   int64_t n_batch = 256;
+  std::string kv_type = "f32";
 };
 
 int run(const LogitsOptions& o) {
   const std::vector<int32_t> ids = read_npy_ids(o.ids_file);
   check(!ids.empty(), "'{}' holds no token ids", o.ids_file);
-  auto model = o.mo.load();
-  ThreadPool pool(o.mo.threads);
-  Session s(*model, pool);
+  auto engine = o.mo.load();
+  SessionOptions so;
+  so.batch = o.n_batch;
+  so.kv_type = o.kv_type;
+  auto s = engine->new_session(so);
   std::vector<float> all;
-  s.prefill(ids, o.n_batch, &all);
-  write_npy_f32(o.out, all.data(), {int64_t(ids.size()), model->config().n_vocab});
+  s->prefill(ids, &all);
+  write_npy_f32(o.out, all.data(), {int64_t(ids.size()), engine->info().n_vocab});
   std::fprintf(stderr, "kvsieve: wrote logits [%zu, %lld] to %s\n", ids.size(),
-               (long long)model->config().n_vocab, o.out.c_str());
+               (long long)engine->info().n_vocab, o.out.c_str());
   return 0;
 }
 
@@ -42,6 +42,9 @@ KVSIEVE_COMMAND(30, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("-b,--batch", o->n_batch, "Prefill chunk size in tokens")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
+  sub->add_option("--kv-type", o->kv_type, "Element type of the KV cache: f32, f16, bf16")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   return [o] { return run(*o); };
 });
 

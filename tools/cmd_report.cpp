@@ -3,7 +3,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "eval/report.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -13,7 +12,7 @@ struct ReportOptions {
 };
 
 int run(const ReportOptions& o) {
-  const eval::Report r = eval::make_report(o.results, o.svg_dir);
+  const EvalReport r = make_eval_report(o.results, o.svg_dir);
   std::fputs(r.markdown.c_str(), stdout);
   if (!r.svg_files.empty())
     std::fprintf(stderr, "kvsieve: wrote %zu SVG charts to %s\n", r.svg_files.size(), o.svg_dir.c_str());

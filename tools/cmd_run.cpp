@@ -3,14 +3,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "core/npy.h"
-#include "engine/compressor.h"
-#include "engine/prompt.h"
-#include "engine/session.h"
-#include "core/atomic_file.h"
-#include "kv/kept_dump.h"
-#include "tokenizer/chat_template.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -20,13 +12,14 @@ struct RunOptions {
   std::string prompt, file, ids_file;
   int64_t n_predict = 128;
   int64_t n_batch = 256;
-  SamplerParams sp;
+  GenerateOptions gen;
   bool ignore_eos = false;
   bool no_bos = false;
   bool print_ids = false;
   bool chat = false;            // wrap the prompt in the model's chat format
   std::string chat_template;    // a format by name (implies chat)
   std::string system;           // optional system message for chat
+  std::string kv_type = "f32";
   // KV eviction
   std::string kv = "full", kv_preset, granularity, dump_kept;
   int64_t kv_budget = 0, decode_every = 0;
@@ -50,35 +43,18 @@ EvictionConfig eviction_config(const RunOptions& o) {
   return c;
 }
 
-// The prompt as the model's chat template would render one user turn (and an
-// optional system message), ending with the assistant header.
-std::string chat_prompt(const RunOptions& o, const Tokenizer& tok, const std::string& text) {
-  const ChatFormat f = o.chat_template.empty() ? detect_chat_format(tok.spec())
-                                               : chat_format_from_name(o.chat_template);
-  std::vector<ChatMessage> msgs;
-  if (!o.system.empty()) msgs.push_back({"system", o.system});
-  msgs.push_back({"user", text});
-  // The llama3 and ChatML markers must be special tokens of this vocabulary,
-  // else the prompt would be plain text the model was never trained on.
-  const char* marker = f == ChatFormat::kLlama3   ? "<|start_header_id|>"
-                       : f == ChatFormat::kChatML ? "<|im_start|>"
-                                                  : nullptr;
-  check(!marker || tok.encode(marker, false, false, true).size() == 1,
-        "chat format {} does not fit this model: its vocabulary has no {} token",
-        chat_format_name(f), marker ? marker : "");
-  std::fprintf(stderr, "kvsieve: chat format %s\n", std::string(chat_format_name(f)).c_str());
-  return format_chat(f, msgs);
-}
-
 int run(const RunOptions& o) {
   if (o.kv == "help") {
     std::fputs(kv_methods_help().c_str(), stdout);
     return 0;
   }
   check(!o.mo.model.empty(), "--model is required");
-  make_policy(o.kv, o.kv_preset);  // a bad spec fails before the model loads
-  auto model = o.mo.load();
-  const Tokenizer* tok = model->tokenizer();
+  const EvictionConfig ev = eviction_config(o);
+  check_method(ev.spec, ev.preset);  // a bad spec fails before the model loads
+  if (method_cuts(ev.spec, ev.preset)) check_eviction(ev);
+  const bool cuts = method_cuts(ev.spec, ev.preset);
+  check(cuts || o.dump_kept.empty(), "--dump-kept needs an eviction method (--kv)");
+  auto engine = o.mo.load();
   std::vector<int32_t> prompt, question;
   if (!o.ids_file.empty()) {
     check(o.prompt.empty() && o.file.empty(), "give either --ids or a text prompt (-p/-f), not both");
@@ -89,84 +65,80 @@ int run(const RunOptions& o) {
     prompt = read_npy_ids(o.ids_file);
     check(!prompt.empty(), "'{}' holds no token ids", o.ids_file);
   } else {
-    check(tok != nullptr,
+    check(engine->has_tokenizer(),
           "the model '{}' has no tokenizer: give one with --tokenizer, or token ids with --ids",
           o.mo.model);
-    std::string text = prompt_text(o.prompt, o.file);
-    std::string q = o.question_file.empty() ? o.question : prompt_text("", o.question_file);
     check(o.question.empty() || o.question_file.empty(), "give --question or --question-file, not both");
+    std::string context = prompt_text(o.prompt, o.file);
+    std::string q = o.question_file.empty() ? o.question : prompt_text("", o.question_file);
+    check_utf8(q, "question");
     // Query-aware: the question is part of what gets compressed. Otherwise
-    // the context is cut first and the question appended after (kvpress).
-    const size_t context_len = o.query_aware ? text.size() + q.size() : text.size();
-    text += q;
+    // the context is cut first and the question read after (kvpress).
+    if (o.query_aware) {
+      context += q;
+      q.clear();
+    }
     std::string tail;
     if (o.chat || !o.chat_template.empty()) {
-      const std::string user = text;
-      text = chat_prompt(o, *tok, user);
-      // Split the chat text where the context ends (the rest: question and
-      // the assistant header).
-      const size_t at = text.find(user) + context_len;
-      tail = text.substr(at);
-      text.resize(at);
+      const Engine::ChatPrompt c = engine->chat_prompt(context, q, o.system, o.chat_template);
+      std::fprintf(stderr, "kvsieve: chat format %s\n", c.format.c_str());
+      context = c.context;
+      tail = c.question;
     } else {
       check(o.system.empty(), "--system needs --chat or --chat-template");
-      tail = text.substr(context_len);
-      text.resize(context_len);
+      tail = q;
     }
-    const PromptIds ids = split_prompt(*tok, text, tail, tok->spec().add_bos && !o.no_bos);
+    const PromptTokens ids = engine->split_prompt(context, tail, !o.no_bos);
     prompt = ids.context;
     question = ids.question;
+    if (prompt.empty() && !question.empty()) {
+      // Nothing before the question: nothing to cut; the question is the prompt.
+      if (cuts) std::fprintf(stderr, "kvsieve: the context is empty: nothing to cut\n");
+      prompt.swap(question);
+    }
     if (prompt.empty()) {
-      check(tok->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
-      prompt.push_back(tok->bos());
+      check(engine->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
+      prompt.push_back(engine->bos());
     }
   }
   const int64_t n_ctx_limit = int64_t(prompt.size() + question.size()) + o.n_predict;
-  if (model->config().n_ctx_train > 0 && n_ctx_limit > model->config().n_ctx_train)
+  const int64_t n_ctx_train = engine->info().n_ctx_train;
+  if (n_ctx_train > 0 && n_ctx_limit > n_ctx_train)
     std::fprintf(stderr, "kvsieve: warning: %lld tokens exceed the model's training context (%lld)\n",
-                 (long long)n_ctx_limit, (long long)model->config().n_ctx_train);
+                 (long long)n_ctx_limit, (long long)n_ctx_train);
 
-  ThreadPool pool(o.mo.threads);
-  Session s(*model, pool);
-  Compressor comp(eviction_config(o), *model, pool);
-  const Evictor& ev = comp.evictor();
-  check(ev.active() || o.dump_kept.empty(), "--dump-kept needs an eviction method (--kv)");
-  if (ev.active()) s.set_observer([&comp](const QueryEvent& e) { comp.observe(e); });
-  GenerateParams gp;
-  gp.n_predict = o.n_predict;
-  gp.n_batch = o.n_batch;
-  gp.sampler = o.sp;
-  gp.stop_at_eog = !o.ignore_eos;
-  gp.question = question;
-  if (ev.active()) {
-    gp.evictor = &comp;
-    gp.on_evicted = [&](const EvictionReport& r) {
-      int64_t kept = 0;
-      for (const auto& k : r.kept.keep) kept += int64_t(k.size());
-      std::fprintf(stderr,
-                   "kvsieve: kv %s (%s, %s): %lld prompt tokens, kept %.1f per head on average\n",
-                   ev.policy().spec.c_str(), granularity_name(ev.config().granularity),
-                   ev.config().budget.describe().c_str(), (long long)r.n_rows_before,
-                   double(kept) / double(r.kept.keep.size()));
-      if (!o.dump_kept.empty()) write_file_atomic(o.dump_kept, kept_to_json(ev, r));
-    };
-  }
+  SessionOptions so;
+  so.batch = o.n_batch;
+  so.kv_type = o.kv_type;
+  so.eviction = ev;
+  auto session = engine->new_session(so);
+  GenerateOptions g = o.gen;
+  g.max_tokens = o.n_predict;
+  g.stop_at_eog = !o.ignore_eos;
   int32_t prev = prompt.back();
-  const bool text_out = tok && !o.print_ids;
+  const bool text_out = engine->has_tokenizer() && !o.print_ids;
   GenerateStats st;
-  generate(s, prompt, gp,
-           [&](int32_t id) {
-             if (text_out) {
-               const std::string piece = tok->token_to_piece(id, prev);
-               std::fwrite(piece.data(), 1, piece.size(), stdout);
-             } else {
-               std::printf("%d ", id);
-             }
-             std::fflush(stdout);
-             prev = id;
-             return true;
-           },
-           &st);
+  session->generate(
+      prompt, question, g,
+      [&](int32_t id) {
+        if (text_out) {
+          const std::string piece = engine->token_text(id, prev);
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+        } else {
+          std::printf("%d ", id);
+        }
+        std::fflush(stdout);
+        prev = id;
+        return true;
+      },
+      &st,
+      [&](const CutReport& r) {
+        std::fprintf(stderr,
+                     "kvsieve: kv %s (%s, %s): %lld prompt tokens, kept %.1f per head on average\n",
+                     r.method.c_str(), r.granularity.c_str(), r.budget.c_str(),
+                     (long long)r.rows_before, r.mean_kept);
+        if (!o.dump_kept.empty()) write_file_atomically(o.dump_kept, r.kept_json);
+      });
   std::printf("\n");
   std::fflush(stdout);
   const int64_t n_in = st.n_prompt + st.n_question;
@@ -174,29 +146,29 @@ int run(const RunOptions& o) {
       st.n_question ? fmt::format(" (context {} + question {})", st.n_prompt, st.n_question) : "";
   std::fprintf(stderr,
                "kvsieve: prompt %lld tokens%s, prefill %.3f s (%.1f tokens/s); generated %lld "
-               "tokens, decode %.1f tokens/s; threads %d\n",
+               "tokens, decode %.1f tokens/s; %s\n",
                (long long)n_in, parts.c_str(), st.prefill_seconds,
                st.prefill_seconds > 0 ? double(n_in) / st.prefill_seconds : 0.0,
                (long long)st.n_generated,
                st.decode_seconds > 0 ? double(st.n_decode_steps) / st.decode_seconds : 0.0,
-               pool.size());
-  if (st.evicted)
+               engine->device_description().c_str());
+  if (st.evicted) {
+    const CutReport& c = st.cut;
     std::fprintf(stderr,
                  "kvsieve: KV cache %s before the cut, %s after; compression %.4f s (%.1f%% of "
                  "prefill)%s%s\n",
-                 human_bytes(double(st.kv_bytes_before)).c_str(),
-                 human_bytes(double(st.kv_bytes_after)).c_str(), st.compress_seconds,
-                 st.prefill_seconds > 0 ? 100.0 * st.compress_seconds / st.prefill_seconds : 0.0,
-                 st.probe_seconds > 0
-                     ? fmt::format("; probes {:.4f} s ({:.1f}% of prefill), peak K/V {}",
-                                   st.probe_seconds, 100.0 * st.probe_seconds / st.prefill_seconds,
-                                   human_bytes(double(st.peak_kv_bytes)))
+                 human_bytes(double(c.kv_bytes_before)).c_str(), human_bytes(double(c.kv_bytes_after)).c_str(),
+                 c.seconds, st.prefill_seconds > 0 ? 100.0 * c.seconds / st.prefill_seconds : 0.0,
+                 c.probe_seconds > 0
+                     ? fmt::format("; probes {:.4f} s ({:.1f}% of prefill), peak K/V {}", c.probe_seconds,
+                                   100.0 * c.probe_seconds / st.prefill_seconds,
+                                   human_bytes(double(c.peak_kv_bytes)))
                            .c_str()
                      : "",
-                 st.n_recuts ? fmt::format("; {} re-selections while decoding", st.n_recuts).c_str()
-                             : "");
-  std::fprintf(stderr, "kvsieve: KV cache %s for %d positions; peak memory (RSS) %s\n",
-               human_bytes(double(st.kv_bytes)).c_str(), s.n_past(),
+                 st.n_recuts ? fmt::format("; {} re-selections while decoding", st.n_recuts).c_str() : "");
+  }
+  std::fprintf(stderr, "kvsieve: KV cache %s (%s) for %d positions; peak memory (RSS) %s\n",
+               human_bytes(double(st.kv_bytes)).c_str(), o.kv_type.c_str(), session->n_past(),
                human_bytes(double(peak_rss_bytes())).c_str());
   return 0;
 }
@@ -212,16 +184,16 @@ KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 24));
-  sub->add_option("--temp", o->sp.temperature, "Sampling temperature; 0 = greedy")
+  sub->add_option("--temp", o->gen.temperature, "Sampling temperature; 0 = greedy")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
-  sub->add_option("--top-k", o->sp.top_k, "Sample among the k most likely tokens; 0 = off")
+  sub->add_option("--top-k", o->gen.top_k, "Sample among the k most likely tokens; 0 = off")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 24));
-  sub->add_option("--top-p", o->sp.top_p, "Nucleus sampling threshold; 1 = off")
+  sub->add_option("--top-p", o->gen.top_p, "Nucleus sampling threshold; 1 = off")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--seed", o->sp.seed, "Random seed for sampling")->capture_default_str();
+  sub->add_option("--seed", o->gen.seed, "Random seed for sampling")->capture_default_str();
   sub->add_option("-b,--batch", o->n_batch, "Prefill chunk size in tokens")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
@@ -259,6 +231,11 @@ KVSIEVE_COMMAND(10, [](CLI::App& app) -> std::function<int()> {
                   "While decoding, cut each head back to its budget every N new tokens (0 = never)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), int64_t(1) << 30));
+  sub->add_option("--kv-type", o->kv_type,
+                  "Element type of the KV cache: f32, f16 or bf16 (half the memory; logits move "
+                  "by about 1e-3)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f32", "f16", "bf16"}));
   sub->add_option("--dump-kept", o->dump_kept,
                   "Write the positions each layer and head kept (JSON) after the cut");
   sub->add_flag("--print-ids", o->print_ids, "Print generated token ids instead of text");

@@ -1,11 +1,7 @@
 // kvsieve tokenize: print the token ids of a text.
 #include <cstdio>
-#include <filesystem>
-
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "tokenizer/vocab_loaders.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -17,26 +13,15 @@ struct TokenizeOptions {
 
 int run(const TokenizeOptions& o) {
   // A tokenizer file (tokenizer.json / tokenizer.model / vocab GGUF) or a whole model.
-  std::unique_ptr<Tokenizer> owned;
-  std::unique_ptr<Model> model;
-  const Tokenizer* tok = nullptr;
-  const std::string name = std::filesystem::path(o.model).filename().string();
-  const bool tokenizer_file = !std::filesystem::is_directory(o.model) &&
-                              (name.find("tokenizer") != std::string::npos ||
-                               name.find("vocab") != std::string::npos);
-  if (tokenizer_file) {
-    owned = Tokenizer::create(load_vocab_file(o.model));
-    tok = owned.get();
-  } else {
-    model = Model::load(o.model);
-    tok = model->tokenizer();
-    check(tok != nullptr, "'{}' has no tokenizer", o.model);
-  }
+  EngineOptions eo;
+  eo.model = o.model;
+  eo.vocab_only = true;
+  const auto engine = Engine::load(eo);
   const std::string text = prompt_text(o.prompt, o.file);
-  const auto ids = tok->encode(text, tok->spec().add_bos && !o.no_bos, false, !o.no_special);
+  const auto ids = engine->tokenize(text, !o.no_bos, !o.no_special);
   for (size_t i = 0; i < ids.size(); ++i) {
     if (o.pieces) {
-      std::printf("%d\t'%s'\n", ids[i], tok->token_to_piece(ids[i], -2).c_str());
+      std::printf("%d\t'%s'\n", ids[i], engine->token_text(ids[i], -2).c_str());
     } else {
       std::printf(i ? " %d" : "%d", ids[i]);
     }

@@ -4,8 +4,6 @@
 
 #include "cli_common.h"
 #include "commands.h"
-#include "core/error.h"
-#include "train/trainer.h"
 
 namespace kvsieve::cli {
 namespace {
@@ -18,15 +16,11 @@ struct TrainOptions {
 
 int run(TrainOptions& o) {
   o.cfg.loss = judge_loss_from_name(o.loss);
-  std::istringstream in(o.layers);
-  std::string x;
-  while (std::getline(in, x, ','))
-    if (!x.empty()) o.cfg.layers.push_back(std::stoll(x));
-  auto model = o.mo.load();
+  o.cfg.layers = numbers<int64_t>(o.layers, "--layers");
+  auto engine = o.mo.load();
   for (int64_t l : o.cfg.layers)
-    check(l >= 0 && l < model->config().n_layer, "--layers: {} is not a layer of this model", l);
-  ThreadPool pool(o.mo.threads);
-  const TrainResult r = train_judgeq(*model, pool, o.cfg);
+    check(l >= 0 && l < engine->info().n_layer, "--layers: {} is not a layer of this model", l);
+  const TrainResult r = train_judgeq(*engine, o.cfg);
   const size_t k = std::min<size_t>(10, r.losses.size());
   double first = 0, last = 0;
   for (size_t i = 0; i < k; ++i) first += r.losses[i] / double(k), last += r.losses[r.losses.size() - 1 - i] / double(k);

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "core/error.h"
+#include "kvsieve/error.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {

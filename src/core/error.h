@@ -1,18 +1,16 @@
 // Errors: every failure that a user can cause (bad file, bad option, bad text)
-// is reported by throwing kvsieve::Error with a message that names what was
-// wrong and where. The command line catches it, prints it and exits non-zero.
+// is reported by throwing kvsieve::Error (include/kvsieve/error.h) with a
+// message that names what was wrong and where; fail() and check() format it.
+// The command line catches it, prints it and exits non-zero.
 #pragma once
 #include <stdexcept>
 #include <string>
 
 #include <fmt/format.h>
 
-namespace kvsieve {
+#include "kvsieve/error.h"
 
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
-};
+namespace kvsieve {
 
 // fail("tensor '{}' has {} dims", name, n): throws Error with a formatted message.
 template <typename... Args>

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "kvsieve/model_files.h"  // read_npy_ids, write_npy_f32 are public
+
 namespace kvsieve {
 
 struct NpyArray {

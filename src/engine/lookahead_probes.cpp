@@ -1,61 +1,55 @@
-// LAQ's probe source. After the prompt: copy the cache, cut the copy to the
-// same budget with the stage-1 method (SnapKV by default), decode up to n
-// tokens greedily on it from the first answer token (positions continue
-// after the prompt, stop at end of generation), and keep every layer's
-// post-RoPE query of every step. The copy and the lookahead tokens are then
-// dropped; only the queries leave.
+// LAQ's probe source. After the prompt: plan a cut of the full cache to the
+// same budget with the stage-1 method (SnapKV by default) and write only the
+// kept rows into a temporary store (the full cache is never copied), decode
+// up to n tokens greedily on it from the first answer token (positions
+// continue after the prompt, stop at end of generation), recording every
+// layer's post-RoPE query of every step. The temporary store and the
+// lookahead tokens are then dropped; only the queries leave.
 #include <algorithm>
 
 #include "core/error.h"
+#include "engine/generate.h"
 #include "engine/probe_source.h"
-#include "model/forward.h"
 
 namespace kvsieve {
 namespace {
 
+AttnGeometry geometry(const Model& m) {
+  const ModelConfig& c = m.config();
+  return {c.n_layer, c.n_head, c.n_head_kv, c.head_dim};
+}
+
 class LookaheadProbes final : public ProbeSource {
  public:
-  LookaheadProbes(const Policy& p, const EvictionConfig& cfg, const Model& m, ThreadPool& pool)
-      : m_(m), pool_(pool), n_(p.lookahead) {
+  LookaheadProbes(const Policy& p, const EvictionConfig& cfg, const Model& m) : m_(m), n_(p.lookahead) {
     try {
-      stage1_ = std::make_unique<Evictor>(stage1_config(p, cfg), geometry(m), &pool);
+      stage1_ = std::make_unique<Evictor>(stage1_config(p, cfg), geometry(m));
     } catch (const Error& e) {
       fail("{} stage 1 ({}): {}", p.method, p.stage1_spec, e.what());
     }
   }
 
-  void observe(const QueryEvent& e) override { stage1_->observe(e); }
+  RecordSpec record_spec() const override { return stage1_->record_spec(); }
   bool needs_first_token() const override { return true; }
+  bool depends_on_budget() const override { return true; }
 
-  std::vector<ProbeBlock> collect(Session& s, int32_t first, const Budget& budget,
+  std::vector<ProbeBlock> collect(Context& ctx, int32_t first, const Budget& budget,
                                   size_t* peak) override {
     const ModelConfig& c = m_.config();
-    const int64_t width = c.n_head * c.head_dim;
-    std::vector<ProbeBlock> probes(size_t(c.n_layer));
     tokens_.clear();
-    KvCache tmp = s.cache();  // the full prompt cache stays as it is
-    stage1_->cut(tmp, budget);  // the stage-1 evictor stays as it was
-    size_t most = s.cache().kv_bytes() + tmp.kv_bytes();
-    Forward fwd(m_, pool_);
-    std::vector<float> logits;
-    const Tokenizer* tok = m_.tokenizer();
-    int32_t next = first;
-    for (int64_t step = 0; step < n_; ++step) {
-      if (tok && tok->is_eog(next)) break;
-      tokens_.push_back(next);
-      Batch b;
-      b.ids = &next;
-      b.n = 1;
-      b.pos0 = s.n_past() + int32_t(step);
-      fwd.run(b, tmp, logits, [&](const QueryEvent& e) {
-        ProbeBlock& pb = probes[size_t(e.layer)];
-        pb.q.insert(pb.q.end(), e.q, e.q + width);
-        pb.pos.push_back(e.pos0);
-      });
-      most = std::max(most, s.cache().kv_bytes() + tmp.kv_bytes());
-      next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    }
-    if (peak) *peak = most;
+    stage1_->check_budget(budget);
+    const CutPlan stage1 = stage1_->plan(ctx.store(), ctx.recorder(), budget);
+    Context tmp(m_, ctx.backend(), ctx.store().type());
+    tmp.adopt(ctx.store().gather(stage1.rows, n_), ctx.n_past());
+    tmp.record(RecordSpec{std::max<int64_t>(n_, 1), false});
+    DecodeParams dp;
+    dp.max_tokens = n_;
+    dp.first = first;
+    dp.run_last = true;
+    tokens_ = decode_tokens(tmp, ctx.logits(), dp);
+    if (peak) *peak = ctx.store().kv_bytes() + tmp.store().kv_bytes();
+    std::vector<ProbeBlock> probes(size_t(c.n_layer));
+    for (int64_t l = 0; l < c.n_layer; ++l) probes[size_t(l)] = tmp.recorder()->window(l);
     return probes;
   }
 
@@ -69,13 +63,8 @@ class LookaheadProbes final : public ProbeSource {
     c.decode_every = 0;
     return c;
   }
-  static AttnGeometry geometry(const Model& m) {
-    const ModelConfig& c = m.config();
-    return {c.n_layer, c.n_head, c.n_head_kv, c.head_dim};
-  }
 
   const Model& m_;
-  ThreadPool& pool_;
   int64_t n_;
   std::unique_ptr<Evictor> stage1_;
   std::vector<int32_t> tokens_;
@@ -84,8 +73,8 @@ class LookaheadProbes final : public ProbeSource {
 }  // namespace
 
 std::unique_ptr<ProbeSource> make_lookahead_probes(const Policy& p, const EvictionConfig& cfg,
-                                                   const Model& m, ThreadPool& pool) {
-  return std::make_unique<LookaheadProbes>(p, cfg, m, pool);
+                                                   const Model& m) {
+  return std::make_unique<LookaheadProbes>(p, cfg, m);
 }
 
 }  // namespace kvsieve

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <memory>
 #include <set>
 
@@ -13,7 +16,8 @@
 #include "core/error.h"
 #include "engine/compressor.h"
 #include "engine/prompt.h"
-#include "engine/session.h"
+#include "engine/context.h"
+#include "engine/generate.h"
 #include "eval/metrics.h"
 
 namespace kvsieve::eval {
@@ -76,19 +80,40 @@ std::string row_key(const Sample& s, const Combo& x, const EvalConfig& c) {
                      x.spec, budget_label(x));
 }
 
+// Keys already in a results file. A last line without its newline was cut
+// mid-write (a kill, a full disk): it is removed from the file, so the rows
+// appended next start on a line of their own, and its sample is redone.
 std::set<std::string> read_done(const std::string& path) {
   std::set<std::string> done;
-  std::ifstream in(path);
-  std::string line;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size == 0) return done;
+  std::string text;
+  {
+    std::ifstream in(path, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  if (text.back() != '\n') {
+    const size_t keep = text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1;
+    std::fprintf(stderr,
+                 "kvsieve: the last line of %s was cut mid-write (%zu bytes); it is removed and "
+                 "its sample redone\n",
+                 path.c_str(), text.size() - keep);
+    std::filesystem::resize_file(path, keep, ec);
+    check(!ec, "cannot repair '{}': {}", path, ec.message());
+    text.resize(keep);
+  }
+  size_t start = 0;
   int64_t n = 0;
-  while (std::getline(in, line)) {
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    start = end + 1;
     ++n;
     if (line.empty()) continue;
     try {
       done.insert(json::parse(line).at("key").get<std::string>());
     } catch (const json::exception&) {
-      // A line cut by a crash is the only bad line a results file can hold;
-      // it is redone.
       std::fprintf(stderr, "kvsieve: results line %lld is unreadable; that sample is redone\n",
                    (long long)n);
     }
@@ -174,15 +199,16 @@ void validate(const EvalConfig& cfg, const Model& m) {
         "data uses the others");
   for (const auto& t : cfg.tasks) find_task(t);
   for (int64_t l : cfg.lengths) check(l >= 64 && l <= (int64_t(1) << 24), "length {} is out of range", l);
+  kv_type_from_name(cfg.kv_type);
   const bool cut = std::any_of(cfg.methods.begin(), cfg.methods.end(),
                                [&](const std::string& s) { return make_policy(s, cfg.preset).scorer; });
   check(!cut || !cfg.budgets.empty() || !cfg.ratios.empty(),
         "give budgets (--budgets) or ratios (--ratios) for the methods");
-  ThreadPool one(1);
   for (const Combo& x : combos(cfg)) {
     if (x.full) continue;
     try {
-      Compressor probe(x.cfg, m, one);  // builds the policy, reads soft tokens, checks budgets
+      Compressor probe(x.cfg, m);  // builds the policy, reads soft tokens, checks budgets
+      if (probe.active()) probe.evictor().check_budget(x.budget);
     } catch (const Error& e) {
       fail("{} at {}: {}", x.spec, budget_label(x), e.what());
     }
@@ -190,11 +216,12 @@ void validate(const EvalConfig& cfg, const Model& m) {
   check(m.tokenizer() != nullptr, "eval needs a model with a tokenizer");
 }
 
-EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
+EvalTotals run_eval(const Model& m, Backend& be, const EvalConfig& cfg) {
   validate(cfg, m);
   const auto t_run = clock_type::now();
   const Tokenizer& tok = *m.tokenizer();
   const int64_t V = m.config().n_vocab;
+  const DType kv_type = kv_type_from_name(cfg.kv_type);
   const std::vector<Combo> grid = combos(cfg);
   std::set<std::string> done = cfg.out_path.empty() ? std::set<std::string>() : read_done(cfg.out_path);
   std::FILE* out = nullptr;
@@ -210,6 +237,7 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
   } closer{out};
 
   EvalTotals tot;
+  be.reset_peak();
   const int64_t total = int64_t(cfg.tasks.size() * cfg.lengths.size()) * cfg.samples;
   Progress bar(total, cfg.progress);
   int64_t n_prompt = 0;
@@ -236,43 +264,47 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
         }
         const std::vector<int32_t> cont = fidelity ? tok.encode(s.continuation, false)
                                                    : std::vector<int32_t>();
-        // One prefill, every method watching (one compressor per method,
-        // cut at each budget without changing it).
+        // One prefill recording what every method needs (one compressor per
+        // method, cut at each budget without changing it).
         std::vector<std::unique_ptr<Compressor>> comps(cfg.methods.size());
+        RecordSpec record;
         for (const Combo* x : todo)
-          if (!x->full && !comps[size_t(x->method_index)])
-            comps[size_t(x->method_index)] = std::make_unique<Compressor>(x->cfg, m, pool);
-        Session base(m, pool);
-        double observe_s = 0;  // the methods' share of the prefill (their probes)
-        base.set_observer([&](const QueryEvent& e) {
-          const auto t = clock_type::now();
-          for (auto& c : comps)
-            if (c) c->observe(e);
-          observe_s += since(t);
-        });
+          if (!x->full && !comps[size_t(x->method_index)]) {
+            comps[size_t(x->method_index)] = std::make_unique<Compressor>(x->cfg, m);
+            record |= comps[size_t(x->method_index)]->record_spec();
+          }
+        Context base(m, be, kv_type);
+        base.record(record);
         auto t0 = clock_type::now();
         const std::vector<float> last = base.prefill(prefix, cfg.n_batch);
         const double prefill_s = since(t0);
-        tot.prefill_seconds += prefill_s - observe_s;
-        tot.observe_seconds += observe_s;
-        base.set_observer(nullptr);
+        tot.prefill_seconds += prefill_s;
+        base.pause_recording(true);
         const int32_t first = argmax(last.data(), V);
-        const size_t kv_full = base.cache().kv_bytes();
+        const int32_t n0 = base.n_past();
+        const size_t kv_full = base.store().kv_bytes();
+        tot.max_full_kv_bytes = std::max(tot.max_full_kv_bytes, kv_full);
+        // Room each cut keeps for what follows it: the question, the answer
+        // (or the fidelity continuation).
+        const int64_t headroom = int64_t(tail.size() + cont.size()) + s.max_new_tokens;
 
-        // The full cache's continuation distributions, for fidelity.
-        std::vector<float> full_logits;
-        auto teacher_force = [&](Session& w, std::vector<float>& all) {
+        // The continuation's distributions, teacher-forced; the context goes
+        // back to the prompt afterwards.
+        auto teacher_force = [&](Context& w, std::vector<float>& all) {
           all.clear();
           if (cont.size() > 1) {
             const std::vector<int32_t> feed(cont.begin(), cont.end() - 1);
             w.prefill(feed, cfg.n_batch, &all);
           }
         };
+        std::vector<float> full_logits;
         if (fidelity) {
-          Session w(m, pool);
-          w.restore(base.cache(), base.n_past());
-          teacher_force(w, full_logits);
+          teacher_force(base, full_logits);
+          base.erase_from(n0);
         }
+        // A method's scores serve all its budgets unless its probes depend
+        // on the budget (LAQ's stage-1 cut).
+        std::map<int64_t, Scores> scored;
 
         for (size_t i = 0; i < todo.size(); ++i) {
           const Combo& x = *todo[i];
@@ -297,17 +329,31 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
           row["prefill_s"] = prefill_s;
           const auto t_method = clock_type::now();
           try {
-            Session w(m, pool);
-            w.restore(base.cache(), base.n_past());
+            // The full cache runs on the shared prefill itself (cut back to
+            // the prompt afterwards); a method on a store of its own that
+            // holds only the rows it keeps.
+            std::optional<Context> own;
             double compress_s = 0, probe_s = 0;
             size_t peak = kv_full;
             if (!x.full) {
-              const EvictionReport r = comps[size_t(x.method_index)]->compress(w, first, &x.budget);
-              compress_s = r.seconds;
-              probe_s = r.probe_seconds;
-              peak = std::max(peak, r.peak_kv_bytes);
+              Compressor& comp = *comps[size_t(x.method_index)];
+              const auto tc = clock_type::now();
+              auto it = scored.find(x.method_index);
+              if (it == scored.end() || comp.probes_depend_on_budget()) {
+                size_t probe_peak = 0;
+                Scores sc = comp.score(base, first, x.budget, &probe_peak, &probe_s);
+                peak = std::max(peak, probe_peak);
+                it = scored.insert_or_assign(x.method_index, std::move(sc)).first;
+              }
+              const CutPlan plan = comp.evictor().select(base.store(), it->second, x.budget);
+              own.emplace(m, be, kv_type);
+              own->adopt(base.store().gather(plan.rows, headroom), n0);
+              compress_s = since(tc) - probe_s;
+              peak = std::max(peak, kv_full + own->store().kv_bytes());
+              tot.max_cut_kv_bytes = std::max(tot.max_cut_kv_bytes, own->store().kv_bytes());
             }
-            row["kv_bytes"] = w.cache().kv_bytes();
+            Context& w = own ? *own : base;
+            row["kv_bytes"] = w.store().kv_bytes();
             row["peak_kv_bytes"] = peak;
             row["compress_s"] = compress_s;
             row["probe_s"] = probe_s;
@@ -338,13 +384,10 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
               }
               row["question_s"] = since(tq);
               auto td = clock_type::now();
-              std::vector<int32_t> gen;
-              for (int64_t k = 0; k < s.max_new_tokens; ++k) {
-                if (tok.is_eog(next)) break;
-                gen.push_back(next);
-                if (k + 1 == s.max_new_tokens) break;
-                next = argmax(w.decode(next).data(), V);
-              }
+              DecodeParams dp;
+              dp.max_tokens = s.max_new_tokens;
+              dp.first = next;
+              const std::vector<int32_t> gen = decode_tokens(w, logits, dp);
               row["decode_s"] = since(td);
               const int32_t prev = tail.empty() ? prefix.back() : tail.back();
               const std::string pred = detokenize(tok, gen, prev);
@@ -356,6 +399,7 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
             row["error"] = e.what();
             ++tot.errors;
           }
+          if (base.n_past() > n0) base.erase_from(n0);  // the full cache's question and answer
           (x.full ? tot.full_seconds : tot.method_seconds) += since(t_method);
           if (out) {
             const std::string line = row.dump() + "\n";
@@ -369,6 +413,7 @@ EvalTotals run_eval(const Model& m, ThreadPool& pool, const EvalConfig& cfg) {
   bar.update(n_prompt, "done");
   bar.finish();
   tot.generate_seconds = since(t_run);
+  tot.peak_device_bytes = be.peak_bytes();
   return tot;
 }
 

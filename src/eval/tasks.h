@@ -8,20 +8,10 @@
 
 #include "eval/sample.h"
 #include "eval/text_fit.h"
+#include "kvsieve/eval.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kvsieve::eval {
-
-struct TaskOptions {
-  // Filler for essay haystacks: a .txt file or a folder of them (read in
-  // name order); empty: built-in filler sentences.
-  std::string haystack;
-  std::vector<double> depths;  // NIAH depths in percent; empty: spread over the samples
-  uint64_t run_seed = 0;       // RULER tasks: sample i uses seed run_seed + i (data/ruler/README.md)
-  // LongBench: the folder of the official data files (<dataset>.jsonl);
-  // samples are its lines from run_seed on, prompts cut in the middle to the length.
-  std::string longbench_dir;
-};
 
 struct TaskContext {
   const Tokenizer& tok;

@@ -78,16 +78,15 @@ std::pair<int64_t, int64_t> candidates(int64_t n, Protect p) {
 
 }  // namespace
 
-std::vector<int64_t> adakv_split(const std::vector<std::vector<float>>& scores, int64_t keep,
-                                 Protect p, double floor, const std::string& variant) {
-  const int64_t H = int64_t(scores.size());
+std::vector<int64_t> adakv_split(const float* scores, int64_t ld, const int64_t* rows, int64_t H,
+                                 int64_t keep, Protect p, double floor, const std::string& variant) {
   std::vector<int64_t> out(static_cast<size_t>(H));
   if (variant == "kvpress") {
     const int64_t safe = int64_t(double(keep) * floor);
     std::vector<Cand> rest;
     int64_t forced_total = 0;
     for (int64_t h = 0; h < H; ++h) {
-      const int64_t n = int64_t(scores[size_t(h)].size());
+      const int64_t n = rows[h];
       if (keep >= n) {
         out[size_t(h)] = n;
         forced_total += keep;  // the head's share is spent on itself
@@ -98,11 +97,11 @@ std::vector<int64_t> adakv_split(const std::vector<std::vector<float>>& scores, 
       check(prot <= keep, "a budget of {} tokens cannot hold the {} protected ones", keep, prot);
       // The head's best `safe` rows, protected ones counting first.
       const int64_t extra = std::clamp<int64_t>(safe - prot, 0, hi - lo);
-      std::vector<int64_t> best = top_k(scores[size_t(h)].data() + lo, hi - lo, hi - lo);
+      std::vector<int64_t> best = top_k(scores + h * ld + lo, hi - lo, hi - lo);
       out[size_t(h)] = prot + extra;
       forced_total += prot + extra;
       for (size_t i = size_t(extra); i < best.size(); ++i)
-        rest.push_back({scores[size_t(h)][size_t(lo + best[i])], h, lo + best[i]});
+        rest.push_back({scores[h * ld + lo + best[i]], h, lo + best[i]});
     }
     const int64_t free_slots = std::max<int64_t>(0, keep * H - forced_total);
     const int64_t k = std::min<int64_t>(free_slots, int64_t(rest.size()));
@@ -114,13 +113,13 @@ std::vector<int64_t> adakv_split(const std::vector<std::vector<float>>& scores, 
   const int64_t B = keep - p.window - p.sinks, F = int64_t(double(B) * floor);
   std::vector<Cand> all;
   for (int64_t h = 0; h < H; ++h) {
-    const int64_t n = int64_t(scores[size_t(h)].size());
+    const int64_t n = rows[h];
     const auto [lo, hi] = candidates(n, p);
     if (keep >= n || B >= hi - lo) {  // nothing to cut in this head (KVCache-Factory skips)
       out[size_t(h)] = std::min(keep, n);
       continue;
     }
-    std::vector<float> sorted(scores[size_t(h)].begin() + lo, scores[size_t(h)].begin() + hi);
+    std::vector<float> sorted(scores + h * ld + lo, scores + h * ld + hi);
     std::sort(sorted.begin(), sorted.end(), std::greater<float>());
     const double top = std::accumulate(sorted.begin(), sorted.begin() + B, 0.0);
     const double sum = std::accumulate(sorted.begin(), sorted.end(), 0.0);
@@ -137,7 +136,7 @@ std::vector<int64_t> adakv_split(const std::vector<std::vector<float>>& scores, 
   for (int64_t i = 0; i < k; ++i) ++count[size_t(all[size_t(i)].head)];
   for (int64_t h = 0; h < H; ++h) {
     if (out[size_t(h)] >= 0) continue;
-    const int64_t n = int64_t(scores[size_t(h)].size());
+    const int64_t n = rows[h];
     const auto [lo, hi] = candidates(n, p);
     const int64_t cap = int64_t(std::nearbyint(double(count[size_t(h)]) * (1.0 - floor) + double(F)));
     out[size_t(h)] = std::min(cap, hi - lo) + (n - (hi - lo));

@@ -11,15 +11,9 @@
 #include <vector>
 
 #include "kv/policy.h"
+#include "kvsieve/policy.h"
 
 namespace kvsieve {
-
-struct Budget {
-  int64_t tokens = 0;  // > 0: tokens per head
-  double ratio = 0;    // in (0, 1) when tokens == 0
-  bool by_ratio() const { return tokens == 0; }
-  std::string describe() const;
-};
 
 // Throws Error unless exactly one of tokens > 0 / ratio in (0, 1) is set.
 void validate(const Budget& b);
@@ -37,15 +31,16 @@ std::vector<int64_t> layer_keep(const Budget& b, Allocation alloc, int64_t n, in
                                 int64_t window, double beta);
 
 // Ada-KV: splits one layer's budget (keep rows per head, window included, for
-// every head) across its heads by score. scores[h] [rows of head h] are the
-// pooled scores; protected rows are kept by every head. Returns rows kept per head.
+// every head) across its H heads by score. scores [H, ld] (host) are the
+// pooled scores, rows[h] of them in head h; protected rows are kept by every
+// head. Returns rows kept per head.
 //   variant "kvpress": each head first keeps its protected rows and its best
 //     int(keep * floor) rows; the rest of the layer's keep * heads rows go to
 //     the best remaining scores of any head (ties: lower head, then earlier row).
 //   variant "kvcache-factory": with B = keep - window, each head's sorted
 //     scores are scaled by sum(top B) / sum(all); the heads' counts among the
 //     best B * heads of the layer set cap = round(count (1 - floor) + int(B floor)).
-std::vector<int64_t> adakv_split(const std::vector<std::vector<float>>& scores, int64_t keep,
-                                 Protect p, double floor, const std::string& variant);
+std::vector<int64_t> adakv_split(const float* scores, int64_t ld, const int64_t* rows, int64_t H,
+                                 int64_t keep, Protect p, double floor, const std::string& variant);
 
 }  // namespace kvsieve

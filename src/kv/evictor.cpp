@@ -1,7 +1,10 @@
 #include "kv/evictor.h"
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
+#include "backend/host_access.h"
 #include "core/error.h"
 
 namespace kvsieve {
@@ -16,8 +19,8 @@ const char* granularity_name(Granularity g) {
   return g == Granularity::kKvHead ? "kv-head" : "query-head";
 }
 
-Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool* pool)
-    : cfg_(cfg), geo_(geo), policy_(make_policy(cfg.spec, cfg.preset)), pool_(pool) {
+Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo)
+    : cfg_(cfg), geo_(geo), policy_(make_policy(cfg.spec, cfg.preset)) {
   check(geo.n_layer > 0 && geo.n_head > 0 && geo.n_head_kv > 0 && geo.n_head % geo.n_head_kv == 0,
         "evictor: bad attention geometry");
   check(cfg.decode_every >= 0, "--kv-decode-every must not be negative");
@@ -26,12 +29,16 @@ Evictor::Evictor(const EvictionConfig& cfg, const AttnGeometry& geo, ThreadPool*
   check(cfg.decode_every == 0 || !policy_.scorer->needs_probes(),
         "{}: --kv-decode-every is not available (its probes exist only after the prompt)",
         policy_.method);
+}
+
+RecordSpec Evictor::record_spec() const {
+  RecordSpec r;
+  if (!active()) return r;
   // Decode-time re-selection needs a window of recent queries too.
-  int64_t w = policy_.scorer->probe_window();
-  if (w > 0 || cfg.decode_every > 0) w = std::max<int64_t>(w, 1);
-  if (w > 0) window_ = std::make_unique<WindowProbes>(geo.n_layer, geo.n_head, geo.head_dim, w);
-  if (policy_.scorer->needs_cumulative())
-    cumulative_ = std::make_unique<CumulativeAttention>(geo.n_layer, geo.n_head, geo.head_dim);
+  r.window = policy_.scorer->probe_window();
+  if (r.window > 0 || cfg_.decode_every > 0) r.window = std::max<int64_t>(r.window, 1);
+  r.column_sums = policy_.scorer->needs_cumulative();
+  return r;
 }
 
 void Evictor::check_budget(const Budget& b) const {
@@ -42,141 +49,164 @@ void Evictor::check_budget(const Budget& b) const {
         policy_.method, policy_.protect.window, policy_.protect.sinks, b.tokens);
 }
 
-void Evictor::replicate_if_needed(KvCache& cache) const {
-  if (cfg_.granularity == Granularity::kQueryHead && cache.geometry().repeat == 1 &&
+void Evictor::replicate_if_needed(KvStore& store) const {
+  if (cfg_.granularity == Granularity::kQueryHead && store.geometry().repeat == 1 &&
       geo_.n_head != geo_.n_head_kv)
-    cache.replicate(geo_.n_head / geo_.n_head_kv);
+    store.replicate(geo_.n_head / geo_.n_head_kv);
 }
 
-void Evictor::observe(const QueryEvent& e) {
-  if (window_) window_->observe(e.layer, e.q, e.n, e.pos0);
-  if (cumulative_) cumulative_->observe(e.layer, e.q, e.n, e.pos0, e.cache, pool_);
-}
-
-KeepSets Evictor::plan(const KvCache& cache, std::vector<int64_t>* budgets,
-                       const std::vector<int64_t>* head_budgets,
-                       const std::vector<ProbeBlock>* probes, const Budget* budget) const {
-  const Budget& bud = budget ? *budget : cfg_.budget;
-  const int64_t L = geo_.n_layer, S = cache.n_stored(), H = geo_.n_head;
-  check(cache.geometry().n_layer == L, "evictor: cache has {} layers, the model {}",
-        cache.geometry().n_layer, L);
-  KeepSets ks;
-  ks.n_layer = L;
-  ks.n_heads = S;
-  ks.keep.resize(size_t(L * S));
-  if (budgets) budgets->assign(size_t(L * S), 0);
-  if (!active()) {
-    ks = cache.positions();
-    if (budgets)
-      for (int64_t i = 0; i < L * S; ++i) (*budgets)[size_t(i)] = int64_t(ks.keep[size_t(i)].size());
-    return ks;
+Scores Evictor::score(const KvStore& store, const Recorder* rec,
+                      const std::vector<ProbeBlock>* probes) const {
+  const int64_t L = geo_.n_layer, S = store.n_stored(), H = geo_.n_head;
+  check(store.geometry().n_layer == L, "evictor: cache has {} layers, the model {}",
+        store.geometry().n_layer, L);
+  check(H % S == 0, "evictor: {} query heads over {} stored heads", H, S);
+  Backend& be = store.backend();
+  Scores sc;
+  sc.n_stored = S;
+  sc.layers.resize(size_t(L));
+  if (!active()) return sc;
+  const Protect prot = policy_.protect;
+  const bool per_q = policy_.scorer->per_query_head(), reduce = per_q && H != S;
+  const int64_t n_raw = per_q ? H : S, group = H / S;
+  for (int64_t l = 0; l < L; ++l) {
+    Scores::Layer& out = sc.layers[size_t(l)];
+    out.ld = std::max<int64_t>(1, store.max_rows(l));
+    out.rows.assign(store.layer_rows(l), store.layer_rows(l) + S);
+    std::optional<ProbeBlock> win;
+    if (rec && rec->spec().window > 0 && rec->window_size(l) > 0) win = rec->window(l);
+    const ScoreInputs in{store, l, geo_, win ? &*win : nullptr, rec,
+                         probes ? &(*probes)[size_t(l)] : nullptr, out.ld};
+    DeviceArray<float> raw(be, n_raw * out.ld);
+    policy_.scorer->score(in, raw.data());
+    // Pool each head's candidate prefix (everything but the protected
+    // window), reducing each query group before or after pooling.
+    std::vector<int64_t> raw_rows(static_cast<size_t>(n_raw)), raw_len(static_cast<size_t>(n_raw)),
+        len(static_cast<size_t>(S));
+    for (int64_t h = 0; h < n_raw; ++h) {
+      raw_rows[size_t(h)] = out.rows[size_t(per_q ? h / group : h)];
+      raw_len[size_t(h)] = std::max<int64_t>(0, raw_rows[size_t(h)] - prot.window);
+    }
+    for (int64_t s = 0; s < S; ++s) len[size_t(s)] = std::max<int64_t>(0, out.rows[size_t(s)] - prot.window);
+    out.s = DeviceArray<float>(be, S * out.ld);
+    if (reduce && policy_.gqa_first) {
+      DeviceArray<float> grouped(be, S * out.ld);
+      be.reduce_groups(raw.data(), grouped.data(), S, group, out.ld, out.rows.data(), policy_.gqa);
+      be.pool(grouped.data(), out.s.data(), S, out.ld, len.data(), out.rows.data(), policy_.kernel,
+              policy_.pool);
+    } else if (reduce) {
+      DeviceArray<float> pooled(be, n_raw * out.ld);
+      be.pool(raw.data(), pooled.data(), n_raw, out.ld, raw_len.data(), raw_rows.data(),
+              policy_.kernel, policy_.pool);
+      be.reduce_groups(pooled.data(), out.s.data(), S, group, out.ld, out.rows.data(), policy_.gqa);
+    } else {
+      be.pool(raw.data(), out.s.data(), S, out.ld, len.data(), out.rows.data(), policy_.kernel,
+              policy_.pool);
+    }
   }
+  return sc;
+}
+
+CutPlan Evictor::select(const KvStore& store, const Scores& sc, const Budget& budget,
+                        const std::vector<int64_t>* head_budgets) const {
+  const int64_t L = geo_.n_layer, S = store.n_stored();
+  Backend& be = store.backend();
+  CutPlan p;
+  p.budget.assign(size_t(L * S), 0);
+  p.rows = RowSelection::empty(L, S);
+  if (!active()) {  // keep everything
+    p.rows.off.clear();
+    p.rows.off.push_back(0);
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t s = 0; s < S; ++s) {
+        for (int64_t j = 0; j < store.rows(l, s); ++j) p.rows.items.push_back(j);
+        p.rows.off.push_back(int64_t(p.rows.items.size()));
+        p.budget[size_t(l * S + s)] = store.rows(l, s);
+      }
+    return p;
+  }
+  check(sc.n_stored == S && int64_t(sc.layers.size()) == L, "evictor: scores of another cache");
   const Protect prot = policy_.protect;
   // Every head holds the same rows right after the prompt; their count sets
   // the per-layer budgets (pyramid) unless per-head budgets are given.
-  const int64_t n0 = cache.rows(0, 0);
   const std::vector<int64_t> layer_budget =
-      layer_keep(bud, policy_.alloc, n0, L, prot.window, policy_.beta);
-  // Layers are independent: each task scores and selects whole layers.
-  auto plan_layer = [&](int64_t l) {
-    std::vector<std::vector<float>> raw, grouped;
-    ScoreInputs in{cache, l, geo_, window_ ? &window_->layer(l) : nullptr, cumulative_.get(),
-                   probes ? &(*probes)[size_t(l)] : nullptr, 0};
-    policy_.scorer->score(in, raw);
-    // Pool each head's candidate prefix (everything but the protected
-    // window), reducing each query group before or after pooling.
-    auto pool_heads = [&](std::vector<std::vector<float>>& v) {
-      for (auto& s : v) {
-        const int64_t n = int64_t(s.size()), m = std::max<int64_t>(0, n - prot.window);
-        std::vector<float> o(s);
-        pool1d(s.data(), m, policy_.kernel, policy_.pool, o.data());
-        s.swap(o);
-      }
-    };
-    const bool reduce = policy_.scorer->per_query_head() && H != S;
-    if (reduce && policy_.gqa_first) {
-      reduce_groups(raw, H / S, policy_.gqa, grouped);
-      pool_heads(grouped);
-    } else {
-      pool_heads(raw);
-      if (reduce) reduce_groups(raw, H / S, policy_.gqa, grouped);
-      else grouped.swap(raw);
-    }
-    check(int64_t(grouped.size()) == S, "evictor: scorer gave {} heads, the cache has {}",
-          grouped.size(), S);
-    std::vector<int64_t> per_head(static_cast<size_t>(S));
+      layer_keep(budget, policy_.alloc, store.rows(0, 0), L, prot.window, policy_.beta);
+  std::vector<int64_t> per_head(static_cast<size_t>(S));
+  for (int64_t l = 0; l < L; ++l) {
+    const Scores::Layer& ls = sc.layers[size_t(l)];
+    for (int64_t s = 0; s < S; ++s)
+      check(ls.rows[size_t(s)] == store.rows(l, s), "evictor: scores out of step with the cache");
     if (head_budgets) {
       for (int64_t s = 0; s < S; ++s) per_head[size_t(s)] = (*head_budgets)[size_t(l * S + s)];
     } else if (policy_.alloc == Allocation::kAdaKV) {
-      per_head = adakv_split(grouped, layer_budget[size_t(l)], prot, policy_.floor,
-                             policy_.ada_variant);
+      const HostRead<float> host(be, ls.s.data(), S * ls.ld);
+      per_head = adakv_split(host.data(), ls.ld, ls.rows.data(), S, layer_budget[size_t(l)], prot,
+                             policy_.floor, policy_.ada_variant);
     } else {
       std::fill(per_head.begin(), per_head.end(), layer_budget[size_t(l)]);
     }
     for (int64_t s = 0; s < S; ++s) {
-      const HeadView kv = cache.head(l, s);
-      check(int64_t(grouped[size_t(s)].size()) == kv.n, "evictor: scores out of step with the cache");
-      const std::vector<int64_t> rows =
-          select_rows(grouped[size_t(s)].data(), kv.n, per_head[size_t(s)], prot);
-      auto& keep = ks.at(l, s);
-      keep.reserve(rows.size());
-      for (int64_t r : rows) keep.push_back(kv.pos[r]);
-      if (budgets) (*budgets)[size_t(l * S + s)] = std::min(per_head[size_t(s)], kv.n);
+      const int64_t kept = std::min(per_head[size_t(s)], ls.rows[size_t(s)]);
+      p.budget[size_t(l * S + s)] = kept;
+      p.rows.off[size_t(l * S + s + 1)] = p.rows.off[size_t(l * S + s)] + kept;
     }
-  };
-  std::vector<std::string> errors(static_cast<size_t>(L));
-  auto run_layers = [&](int64_t begin, int64_t end, int) {
-    for (int64_t l = begin; l < end; ++l) {
-      try {
-        plan_layer(l);
-      } catch (const Error& e) {
-        errors[size_t(l)] = e.what();
-      }
+  }
+  p.rows.items.resize(size_t(p.rows.off.back()));
+  for (int64_t l = 0; l < L; ++l) {
+    const Scores::Layer& ls = sc.layers[size_t(l)];
+    const std::vector<int64_t> off = p.rows.layer_offsets(l);
+    // min(allowed, rows) per head: selecting with it keeps the same rows.
+    const std::vector<int64_t> budgets(p.budget.begin() + l * S, p.budget.begin() + (l + 1) * S);
+    int64_t* dst = p.rows.items.data() + p.rows.off[size_t(l * S)];
+    if (be.host_memory()) {
+      be.select_rows(ls.s.data(), S, ls.ld, ls.rows.data(), budgets.data(), prot.sinks, prot.window,
+                     dst, off.data());
+    } else if (off.back() > 0) {
+      DeviceArray<int64_t> idx(be, off.back());
+      be.select_rows(ls.s.data(), S, ls.ld, ls.rows.data(), budgets.data(), prot.sinks, prot.window,
+                     idx.data(), off.data());
+      be.download(dst, idx.data(), idx.bytes());
     }
-  };
-  if (pool_) pool_->parallel_for(L, run_layers);
-  else run_layers(0, L, 0);
-  for (const auto& e : errors)
-    if (!e.empty()) throw Error(e);
-  return ks;
+  }
+  return p;
 }
 
-EvictionReport Evictor::cut(KvCache& cache, const Budget& budget,
-                            const std::vector<ProbeBlock>* probes) const {
-  using clock = std::chrono::steady_clock;
-  const auto t0 = clock::now();
-  if (active()) check_budget(budget);
+EvictionReport Evictor::report(const KvStore& store, const CutPlan& p) const {
   EvictionReport r;
-  r.n_rows_before = cache.max_rows();
-  r.kv_bytes_before = cache.kv_bytes();
-  replicate_if_needed(cache);
-  r.kept = plan(cache, &r.budget, nullptr, probes, &budget);
-  cache.retain(r.kept);
-  r.kv_bytes_after = cache.kv_bytes();
-  r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  r.kept = store.positions_of(p.rows);
+  r.budget = p.budget;
+  r.n_rows_before = store.max_rows();
+  r.kv_bytes_before = store.kv_bytes();
+  r.kv_bytes_after = size_t(p.rows.total()) * 2 * size_t(store.geometry().head_dim) *
+                     dtype_row_bytes(store.type(), 1);
   return r;
 }
 
-EvictionReport Evictor::compress(KvCache& cache, const std::vector<ProbeBlock>* probes) {
-  const size_t bytes_before = cache.kv_bytes();  // before any copy per query head
-  replicate_if_needed(cache);
-  const KeepSets before = cache.positions();
-  EvictionReport r = cut(cache, cfg_.budget, probes);
+EvictionReport Evictor::compress(KvStore& store, Recorder* rec,
+                                 const std::vector<ProbeBlock>* probes, int64_t headroom) {
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  const size_t bytes_before = store.kv_bytes();  // before any copy per query head
+  replicate_if_needed(store);
+  const CutPlan p = plan(store, rec, cfg_.budget, probes);
+  EvictionReport r = report(store, p);
+  store.retain_rows(p.rows, headroom);
+  if (rec) rec->retain_rows(p.rows, store);
   r.kv_bytes_before = bytes_before;
-  if (cumulative_) cumulative_->retain(before, r.kept);
-  head_budget_ = r.budget;
+  r.kv_bytes_after = store.kv_bytes();
+  r.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  head_budget_ = p.budget;
   since_cut_ = 0;
   return r;
 }
 
-bool Evictor::after_decode(KvCache& cache) {
+bool Evictor::after_decode(KvStore& store, Recorder* rec) {
   if (!active() || cfg_.decode_every <= 0 || head_budget_.empty()) return false;
   if (++since_cut_ < cfg_.decode_every) return false;
   since_cut_ = 0;
-  const KeepSets before = cache.positions();
-  const KeepSets keep = plan(cache, nullptr, &head_budget_);
-  cache.retain(keep);
-  if (cumulative_) cumulative_->retain(before, keep);
+  const CutPlan p = select(store, score(store, rec), cfg_.budget, &head_budget_);
+  store.retain_rows(p.rows, int64_t(cfg_.decode_every));
+  if (rec) rec->retain_rows(p.rows, store);
   return true;
 }
 

@@ -23,7 +23,7 @@ std::string kept_to_json(const Evictor& ev, const EvictionReport& r) {
     for (int64_t s = 0; s < r.kept.n_heads; ++s)
       heads.push_back({{"head", s},
                        {"budget", r.budget[size_t(l * r.kept.n_heads + s)]},
-                       {"kept", r.kept.at(l, s)}});
+                       {"kept", std::vector<int32_t>(r.kept.at(l, s).begin(), r.kept.at(l, s).end())}});
     layers.push_back({{"layer", l}, {"heads", heads}});
   }
   j["layers"] = layers;
@@ -39,7 +39,7 @@ KeepSets kept_from_json(const std::string& text) {
     ks.n_heads = j.at("n_heads").get<int64_t>();
     check(ks.n_layer > 0 && ks.n_heads > 0 && ks.n_layer * ks.n_heads < (int64_t(1) << 24),
           "keep sets: bad shape {} x {}", ks.n_layer, ks.n_heads);
-    ks.keep.resize(size_t(ks.n_layer * ks.n_heads));
+    std::vector<std::vector<int32_t>> lists(size_t(ks.n_layer * ks.n_heads));
     const json& layers = j.at("layers");
     check(int64_t(layers.size()) == ks.n_layer, "keep sets: {} layers listed, {} declared",
           layers.size(), ks.n_layer);
@@ -49,9 +49,10 @@ KeepSets kept_from_json(const std::string& text) {
       for (const json& H : L.at("heads")) {
         const int64_t s = H.at("head").get<int64_t>();
         check(s >= 0 && s < ks.n_heads, "keep sets: head {} out of range", s);
-        ks.at(l, s) = H.at("kept").get<std::vector<int32_t>>();
+        lists[size_t(l * ks.n_heads + s)] = H.at("kept").get<std::vector<int32_t>>();
       }
     }
+    ks = KeepSets::from_lists(ks.n_layer, ks.n_heads, lists);
   } catch (const json::exception& e) {
     fail("keep sets: not a kvsieve --dump-kept file: {}", e.what());
   }

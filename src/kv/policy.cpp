@@ -5,7 +5,9 @@
 #include <map>
 
 #include "core/error.h"
+#include "kv/budget.h"
 #include "kv/methods/methods.h"
+#include "kvsieve/policy.h"
 
 namespace kvsieve {
 namespace {
@@ -209,6 +211,27 @@ Policy build(MethodParams& p, std::string_view preset, bool top_level) {
 const std::vector<MethodInfo>& kv_methods() { return registry(); }
 
 std::vector<std::string> kv_presets() { return {"kvpress", "kvcache-factory"}; }
+
+std::string check_method(const std::string& spec, const std::string& preset) {
+  return make_policy(spec, preset).spec;
+}
+
+bool method_cuts(const std::string& spec, const std::string& preset) {
+  return make_policy(spec, preset).scorer != nullptr;
+}
+
+void check_eviction(const EvictionConfig& cfg) {
+  const Policy p = make_policy(cfg.spec, cfg.preset);
+  if (!p.scorer) return;
+  validate(cfg.budget);
+  const int64_t prot = p.protect.window + p.protect.sinks;
+  check(cfg.budget.by_ratio() || prot <= cfg.budget.tokens,
+        "{}: the protected tokens (window {} + sinks {}) exceed the budget of {} tokens", p.method,
+        p.protect.window, p.protect.sinks, cfg.budget.tokens);
+  check(cfg.decode_every >= 0, "--kv-decode-every must not be negative");
+  check(cfg.decode_every == 0 || !p.scorer->needs_probes(),
+        "{}: --kv-decode-every is not available (its probes exist only after the prompt)", p.method);
+}
 
 Policy make_policy(std::string_view spec, std::string_view preset) {
   MethodParams p = MethodParams::parse(spec);

@@ -10,8 +10,9 @@
 
 #include "kv/method_spec.h"
 #include "kv/scorer.h"
-#include "kv/scoring.h"
-#include "kv/select.h"
+#include "kvsieve/policy.h"
+#include "backend/backend.h"
+#include "core/select.h"
 
 namespace kvsieve {
 
@@ -58,15 +59,10 @@ struct MethodInfo {
 
 const std::vector<MethodInfo>& kv_methods();
 
-// Presets fill in the defaults of a library ("kvpress", "kvcache-factory")
-// under what the spec says; "" = kvsieve's own defaults.
-std::vector<std::string> kv_presets();
 
 // Parses and validates a spec; throws Error for an unknown method, preset or
 // parameter, or a value out of range.
 Policy make_policy(std::string_view spec, std::string_view preset = "");
 
-// The text `--kv help` prints.
-std::string kv_methods_help();
 
 }  // namespace kvsieve

@@ -1,87 +1,98 @@
-// Probe sources: the queries whose attention judges which cached keys matter
-// (see "query probes" in DESIGN.md). A source watches the forward pass through
-// its query observer and hands out, per layer, a ProbeBlock of post-RoPE
-// queries with their positions. LAQ (lookahead decode queries) and Judge Q
-// (soft-token queries) fill the same ProbeBlocks from their own runs.
+// Probes: the queries whose attention judges which cached keys matter (see
+// "query probes" in DESIGN.md), and the Recorder that keeps what the methods
+// need while the forward pass runs, in device memory, with no host callback:
+//   - the last `window` queries of every layer, as a ring (SnapKV's
+//     observation window, TOVA's last query, LAQ++'s prompt queries, and the
+//     lookahead and soft-token queries of LAQ and Judge Q);
+//   - H2O's column sums: per query head, the attention every cached row has
+//     received from all queries so far, added inside the forward attention.
+// LAQ's lookahead decode and Judge Q's soft tokens fill ProbeBlocks through
+// recorders of their own.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <vector>
 
-#include "core/thread_pool.h"
-#include "kv/kv_cache.h"
+#include "backend/backend.h"
+#include "kv/keep_sets.h"
 
 namespace kvsieve {
 
-// Observes per-layer post-RoPE queries (probe sources for eviction). Called
-// by the forward pass after the batch's keys and values were appended to `cache`, before the
-// batch attends, so an observer may score the queries against the cache.
-//   q: [n, n_head * head_dim] of the batch's tokens at positions pos0 .. pos0+n-1
-struct QueryEvent {
-  int64_t layer;
-  const float* q;
-  int64_t n;
-  int32_t pos0;
-  const KvCache& cache;
-};
-using QueryObserver = std::function<void(const QueryEvent&)>;
+class KvStore;
 
-// Queries of one layer:
-//   q   [n, n_head * head_dim]     post-RoPE, row t is the token at pos[t]
-//   pos [n]
-//   k   [n, n_head_kv * head_dim]  optional: the probes' own keys, when the
+// Queries of one layer, in device memory:
+//   q   [n, n_head, head_dim]     post-RoPE, row t is the token at pos[t]
+//   pos host [n]
+//   k   [n, n_head_kv, head_dim]  optional: the probes' own keys, when the
 //       probe tokens are not in the cache (Judge Q's soft tokens). Each probe
 //       then attends over the cache rows and, causally, over these keys, as
 //       it did in the forward pass; only the cache rows get scores.
 struct ProbeBlock {
-  std::vector<float> q;
+  DeviceArray<float> q;
   std::vector<int32_t> pos;
-  std::vector<float> k;
+  DeviceArray<float> k;
   int64_t n() const { return int64_t(pos.size()); }
 };
 
-// Per layer, the queries of the last `window` tokens seen (prompt and, later,
-// decoded tokens): SnapKV's observation window.
-class WindowProbes {
- public:
-  WindowProbes(int64_t n_layer, int64_t n_head, int64_t head_dim, int64_t window);
-  // Feed from a QueryObserver: q [n, n_head*head_dim] at positions pos0...
-  void observe(int64_t layer, const float* q, int64_t n, int32_t pos0);
-  const ProbeBlock& layer(int64_t l) const { return blocks_[size_t(l)]; }
-  int64_t window() const { return window_; }
-  void clear();
-
- private:
-  int64_t width_, window_;
-  std::vector<ProbeBlock> blocks_;  // [n_layer]
+// What a forward pass records.
+struct RecordSpec {
+  int64_t window = 0;        // last queries kept per layer (0: none)
+  bool column_sums = false;  // H2O's accumulated attention
+  bool any() const { return window > 0 || column_sums; }
+  // Both specs' needs.
+  RecordSpec& operator|=(const RecordSpec& o) {
+    window = window > o.window ? window : o.window;
+    column_sums = column_sums || o.column_sums;
+    return *this;
+  }
 };
 
-// H2O's score: for every (layer, query head) and every cached row, the sum of
-// the attention probabilities all queries seen so far gave it (each query
-// attends causally, over the rows its head held when it ran), plus how many
-// queries saw the row. Accumulated online, chunk by chunk, so the n x n
-// attention matrix never exists. Rows follow the cache: call retain() with
-// the same keep sets after the cache was cut.
-class CumulativeAttention {
+// Per layer, in the backend's memory:
+//   ring     [window, n_head, head_dim]  the last queries, oldest at start_
+//   colsum   [n_head, ld]  H2O: Σ over queries of the probability each gave the
+//   colcount [n_head, ld]  row (rows follow the store's head h / group), and how
+//                          many queries saw it. ld follows the store's capacity;
+//                          rows the store does not hold are 0.
+class Recorder {
  public:
-  CumulativeAttention(int64_t n_layer, int64_t n_head, int64_t head_dim);
-  // After the batch's keys were appended: q [n, n_head*head_dim] at pos0...
-  // Heads run in parallel on `pool` when given.
-  void observe(int64_t layer, const float* q, int64_t n, int32_t pos0, const KvCache& cache,
-               ThreadPool* pool = nullptr);
-  // [rows of the head's stored head] for query head h of layer l.
-  const std::vector<float>& sum(int64_t l, int64_t h) const { return sum_[idx(l, h)]; }
-  const std::vector<float>& count(int64_t l, int64_t h) const { return count_[idx(l, h)]; }
-  // Drops the rows the cache dropped. `before` are the positions each stored
-  // head held before the cut (KvCache::positions()), `keep` the kept ones.
-  void retain(const KeepSets& before, const KeepSets& keep);
+  Recorder(Backend& be, int64_t n_layer, int64_t n_head, int64_t head_dim, RecordSpec spec);
+
+  const RecordSpec& spec() const { return spec_; }
+
+  // ---- fed by the forward pass
+  // q: device [n, n_head, head_dim], pos host [n] (increasing).
+  void record_queries(int64_t layer, const float* q, const int32_t* pos, int64_t n);
+  // Makes the column sums of `layer` as wide as the store's capacity there
+  // (keeping what was summed). Call before the attention that adds to them.
+  void fit(int64_t layer, const KvStore& store);
+  float* colsum(int64_t l) { return colsum_[size_t(l)].data(); }
+  float* colcount(int64_t l) { return colcount_[size_t(l)].data(); }
+  int64_t ld(int64_t l) const { return ld_[size_t(l)]; }
+
+  // ---- read by the methods
+  // The last min(window, seen) queries of layer l, oldest first (a copy).
+  ProbeBlock window(int64_t l) const;
+  int64_t window_size(int64_t l) const { return int64_t(count_[size_t(l)]); }
+  const float* colsum(int64_t l) const { return colsum_[size_t(l)].data(); }
+  const float* colcount(int64_t l) const { return colcount_[size_t(l)].data(); }
+
+  // The store was cut with sel (rows of its stored heads; sel.n_heads
+  // divides n_head): the column sums keep the same rows, at ld = the store's
+  // new capacity per layer.
+  void retain_rows(const RowSelection& sel, const KvStore& store);
+  // The store dropped every row at or after these counts (erase_from): their
+  // sums restart at 0.
+  void erase_rows(const KvStore& store);
   void clear();
 
  private:
-  size_t idx(int64_t l, int64_t h) const { return size_t(l * n_head_ + h); }
+  Backend& be_;
   int64_t n_layer_, n_head_, head_dim_;
-  std::vector<std::vector<float>> sum_;    // [n_layer * n_head][rows]
-  std::vector<std::vector<float>> count_;  // [n_layer * n_head][rows]
+  RecordSpec spec_;
+  std::vector<DeviceArray<float>> ring_;  // [n_layer] of [window, n_head * head_dim]
+  std::vector<std::vector<int32_t>> ring_pos_;  // [n_layer][window]
+  std::vector<size_t> start_, count_;     // oldest slot, slots filled
+  std::vector<DeviceArray<float>> colsum_, colcount_;  // [n_layer] of [n_head, ld]
+  std::vector<int64_t> ld_;
 };
 
 }  // namespace kvsieve

@@ -1,127 +1,101 @@
 #include "model/forward.h"
 
 #include <algorithm>
-#include <cmath>
 
-#include "backend/cpu/ops.h"
 #include "core/error.h"
 
 namespace kvsieve {
 
-Forward::Forward(const Model& m, ThreadPool& pool)
-    : m_(m), pool_(pool), c_(m.config()), rope_(rope_freqs_for(m.config(), m.weights().rope_freqs)) {}
+Forward::Forward(const Model& m, Backend& be)
+    : m_(m), be_(be), c_(m.config()), rope_(rope_freqs_for(m.config(), m.weights().rope_freqs)) {
+  for (auto* a : {&x_, &xn_, &q_, &k_, &v_, &att_, &gate_, &up_, &cos_, &sin_, &out_}) a->bind(be);
+}
 
-void Forward::ensure_capacity(int64_t n, int64_t max_rows) {
-  auto grow = [](std::vector<float>& v, int64_t size) {
-    if (int64_t(v.size()) < size) v.resize(size_t(size));
-  };
+void Forward::ensure_capacity(int64_t n) {
+  if (n <= n_cap_) return;
   const int64_t hd = c_.head_dim;
-  grow(x_, n * c_.n_embd);
-  grow(xn_, n * c_.n_embd);
-  grow(q_, n * c_.n_head * hd);
-  grow(k_, n * c_.n_head_kv * hd);
-  grow(v_, n * c_.n_head_kv * hd);
-  grow(att_, n * c_.n_head * hd);
-  grow(gate_, n * c_.n_ff);
-  grow(up_, n * c_.n_ff);
-  grow(cos_, n * hd / 2);
-  grow(sin_, n * hd / 2);
-  if (int64_t(pos_.size()) < n) pos_.resize(size_t(n));
-  grow(scores_, int64_t(pool_.size()) * max_rows);
+  x_.resize(n * c_.n_embd);
+  xn_.resize(n * c_.n_embd);
+  q_.resize(n * c_.n_head * hd);
+  k_.resize(n * c_.n_head_kv * hd);
+  v_.resize(n * c_.n_head_kv * hd);
+  att_.resize(n * c_.n_head * hd);
+  gate_.resize(n * c_.n_ff);
+  up_.resize(n * c_.n_ff);
+  cos_.resize(n * hd / 2);
+  sin_.resize(n * hd / 2);
+  pos_.resize(size_t(n));
+  n_cap_ = n;
 }
 
-void Forward::embed(const Batch& b) {
-  const int64_t E = c_.n_embd;
-  if (b.embd) {
-    std::copy(b.embd, b.embd + b.n * E, x_.begin());
-    return;
-  }
-  const TensorView& te = *m_.weights().tok_embd;
-  for (int64_t t = 0; t < b.n; ++t) {
-    const int32_t id = b.ids[t];
-    check(id >= 0 && id < c_.n_vocab, "token id {} is out of range (vocabulary size {})", id,
-          c_.n_vocab);
-    dequantize_row(te.type, te.row_ptr(id), x_.data() + t * E, E);
-  }
-}
-
-// Causal attention of the batch's queries over the cache rows of each kv
-// head. Rows are sorted by position, so a query at position p sees the prefix
-// of rows with pos <= p. Work is split over (query head, token) pairs.
-void Forward::attention(int64_t layer, const Batch& b, const KvCache& cache) {
-  // Query heads per stored head: the model's group, or 1 when the cache holds
-  // a copy of K/V per query head.
-  const int64_t hd = c_.head_dim, H = c_.n_head, group = c_.n_head / cache.n_stored();
-  const float scale = 1.0f / std::sqrt(float(hd));
-  const int64_t stride = int64_t(scores_.size()) / pool_.size();
-  pool_.parallel_for(H * b.n, [&](int64_t begin, int64_t end, int thread) {
-    float* s = scores_.data() + thread * stride;
-    for (int64_t job = begin; job < end; ++job) {
-      const int64_t h = job / b.n, t = job % b.n;
-      const HeadView kv = cache.head(layer, h / group);
-      const int32_t p = b.pos0 + int32_t(t);
-      const int64_t n = std::upper_bound(kv.pos, kv.pos + kv.n, p) - kv.pos;
-      const float* q = q_.data() + (t * H + h) * hd;
-      float* out = att_.data() + (t * H + h) * hd;
-      dot_rows_f32(q, kv.k, n, hd, hd, s);
-      scale_f32(s, scale, n);
-      softmax_inplace(s, n);
-      std::fill(out, out + hd, 0.0f);
-      axpy_rows_f32(s, kv.v, n, hd, hd, out);
-    }
-  });
-}
-
-void Forward::run(const Batch& b, KvCache& cache, std::vector<float>& logits,
-                  const QueryObserver& observe_q) {
+void Forward::run(const Batch& b, KvStore& store, Recorder* rec, std::vector<float>& logits) {
   check(b.n > 0, "empty batch");
   check((b.ids != nullptr) != (b.embd != nullptr), "batch needs either ids or embeddings");
-  check(cache.geometry().n_head_kv == c_.n_head_kv && c_.n_head % cache.n_stored() == 0,
+  check(store.geometry().n_head_kv == c_.n_head_kv && c_.n_head % store.n_stored() == 0 &&
+            store.geometry().n_layer == c_.n_layer && store.geometry().head_dim == c_.head_dim,
         "KV cache geometry does not fit the model");
   const int64_t n = b.n, E = c_.n_embd, hd = c_.head_dim, H = c_.n_head, KV = c_.n_head_kv;
-  ensure_capacity(n, cache.max_rows() + n);
-  embed(b);
-  for (int64_t t = 0; t < n; ++t) {
-    pos_[size_t(t)] = b.pos0 + int32_t(t);
-    rope_cos_sin(rope_, pos_[size_t(t)], cos_.data() + t * hd / 2,
-                 sin_.data() + t * hd / 2);
+  ensure_capacity(n);
+  if (b.embd) {
+    be_.upload(x_.data(), b.embd, size_t(n * E) * sizeof(float));
+  } else {
+    for (int64_t t = 0; t < n; ++t)
+      check(b.ids[t] >= 0 && b.ids[t] < c_.n_vocab, "token id {} is out of range (vocabulary size {})",
+            b.ids[t], c_.n_vocab);
+    be_.embed(*m_.weights().tok_embd, b.ids, n, x_.data());
   }
+  for (int64_t t = 0; t < n; ++t) pos_[size_t(t)] = b.pos0 + int32_t(t);
+  be_.rope_table(rope_, pos_.data(), n, cos_.data(), sin_.data());
   const ModelWeights& w = m_.weights();
   for (int64_t l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& lw = w.layers[size_t(l)];
     // --- attention block
-    for (int64_t t = 0; t < n; ++t)
-      rmsnorm(x_.data() + t * E, lw.attn_norm, xn_.data() + t * E, E, c_.rms_eps);
-    matmul(*lw.wq, xn_.data(), n, q_.data(), pool_, lw.bq);
-    matmul(*lw.wk, xn_.data(), n, k_.data(), pool_, lw.bk);
-    matmul(*lw.wv, xn_.data(), n, v_.data(), pool_, lw.bv);
-    for (int64_t t = 0; t < n; ++t) {
-      const float* cs = cos_.data() + t * hd / 2;
-      const float* sn = sin_.data() + t * hd / 2;
-      apply_rope(q_.data() + t * H * hd, H, hd, cs, sn, c_.rope_style);
-      apply_rope(k_.data() + t * KV * hd, KV, hd, cs, sn, c_.rope_style);
+    be_.rmsnorm(x_.data(), lw.attn_norm, xn_.data(), n, E, c_.rms_eps);
+    be_.matmul(*lw.wq, xn_.data(), n, q_.data(), lw.bq);
+    be_.matmul(*lw.wk, xn_.data(), n, k_.data(), lw.bk);
+    be_.matmul(*lw.wv, xn_.data(), n, v_.data(), lw.bv);
+    be_.rope(q_.data(), n, H, hd, cos_.data(), sin_.data(), c_.rope_style);
+    be_.rope(k_.data(), n, KV, hd, cos_.data(), sin_.data(), c_.rope_style);
+    store.append(l, k_.data(), v_.data(), pos_.data(), n);
+    AttentionArgs a;
+    a.kv = store.layer(l);
+    a.q = q_.data();
+    a.q_pos = pos_.data();
+    a.n = n;
+    a.n_head = H;
+    a.out = att_.data();
+    if (rec) {
+      rec->record_queries(l, q_.data(), pos_.data(), n);
+      if (rec->spec().column_sums) {
+        rec->fit(l, store);
+        a.colsum = rec->colsum(l);
+        a.colcount = rec->colcount(l);
+        a.ld = rec->ld(l);
+      }
     }
-    cache.append(l, k_.data(), v_.data(), pos_.data(), n);
-    if (observe_q) observe_q(QueryEvent{l, q_.data(), n, b.pos0, cache});
-    attention(l, b, cache);
-    matmul(*lw.wo, att_.data(), n, xn_.data(), pool_);
-    add_f32(x_.data(), xn_.data(), x_.data(), n * E);
+    be_.attention(a);
+    be_.matmul(*lw.wo, att_.data(), n, xn_.data());
+    be_.add(x_.data(), xn_.data(), x_.data(), n * E);
     // --- feed-forward block (SwiGLU)
-    for (int64_t t = 0; t < n; ++t)
-      rmsnorm(x_.data() + t * E, lw.ffn_norm, xn_.data() + t * E, E, c_.rms_eps);
-    matmul(*lw.w_gate, xn_.data(), n, gate_.data(), pool_);
-    matmul(*lw.w_up, xn_.data(), n, up_.data(), pool_);
-    silu_mul(gate_.data(), up_.data(), gate_.data(), n * c_.n_ff);
-    matmul(*lw.w_down, gate_.data(), n, xn_.data(), pool_);
-    add_f32(x_.data(), xn_.data(), x_.data(), n * E);
+    be_.rmsnorm(x_.data(), lw.ffn_norm, xn_.data(), n, E, c_.rms_eps);
+    be_.matmul(*lw.w_gate, xn_.data(), n, gate_.data());
+    be_.matmul(*lw.w_up, xn_.data(), n, up_.data());
+    be_.swiglu(gate_.data(), up_.data(), gate_.data(), n * c_.n_ff);
+    be_.matmul(*lw.w_down, gate_.data(), n, xn_.data());
+    be_.add(x_.data(), xn_.data(), x_.data(), n * E);
   }
   if (!b.logits) return;
   // Output projection only for the rows asked for.
   const int64_t first = b.all_logits ? 0 : n - 1, rows = n - first;
-  for (int64_t t = first; t < n; ++t)
-    rmsnorm(x_.data() + t * E, w.output_norm, xn_.data() + (t - first) * E, E, c_.rms_eps);
+  be_.rmsnorm(x_.data() + first * E, w.output_norm, xn_.data(), rows, E, c_.rms_eps);
   logits.resize(size_t(rows * c_.n_vocab));
-  matmul(*w.output, xn_.data(), rows, logits.data(), pool_);
+  if (be_.host_memory()) {  // straight into the caller's vector
+    be_.matmul(*w.output, xn_.data(), rows, logits.data());
+    return;
+  }
+  out_.reserve(rows * c_.n_vocab);
+  be_.matmul(*w.output, xn_.data(), rows, out_.data());
+  be_.download(logits.data(), out_.data(), logits.size() * sizeof(float));
 }
 
 }  // namespace kvsieve

@@ -9,7 +9,7 @@
 
 #include "core/tensor.h"
 #include "io/model_source.h"
-#include "kv/kv_cache.h"
+#include "kv/kv_store.h"
 #include "model/model_config.h"
 #include "tokenizer/tokenizer.h"
 

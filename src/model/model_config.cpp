@@ -34,4 +34,8 @@ void ModelConfig::validate() const {
           rope_scaling.original_max_position);
 }
 
+RopeFreqs rope_freqs_for(const ModelConfig& cfg, const float* freq_factors) {
+  return RopeFreqs::make(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling, freq_factors);
+}
+
 }  // namespace kvsieve

@@ -5,26 +5,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/rope.h"
+
 namespace kvsieve {
-
-// How RoPE pairs the dimensions of a head.
-//  kInterleaved: (x[2i], x[2i+1]) rotate together (Meta's original layout,
-//                llama2.c, and GGUF "llama" files, whose converters permute
-//                the q/k rows into this layout).
-//  kNeox:        (x[i], x[i + d/2]) rotate together (Hugging Face "rotate_half",
-//                GGUF "qwen2").
-enum class RopeStyle { kInterleaved, kNeox };
-
-enum class RopeScalingType { kNone, kLinear, kLlama3 };
-
-struct RopeScaling {
-  RopeScalingType type = RopeScalingType::kNone;
-  float factor = 1.0f;
-  // llama3 only:
-  float low_freq_factor = 1.0f;
-  float high_freq_factor = 4.0f;
-  int64_t original_max_position = 8192;
-};
 
 struct ModelConfig {
   std::string arch = "llama";  // "llama" (Llama 2/3, Mistral) or "qwen2"
@@ -49,5 +32,9 @@ struct ModelConfig {
   // (n_head % n_head_kv, absurd sizes).
   void validate() const;
 };
+
+// The RoPE frequencies of a model: head_dim, rope_theta and rope_scaling from
+// cfg; freq_factors [head_dim/2] (a file's rope_freqs tensor) or null.
+RopeFreqs rope_freqs_for(const ModelConfig& cfg, const float* freq_factors = nullptr);
 
 }  // namespace kvsieve

@@ -150,4 +150,39 @@ std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messa
   fail("chat format {} is unknown", int(format));
 }
 
+ChatSplit format_chat_split(ChatFormat format, const std::string& system,
+                            const std::string& context, const std::string& question) {
+  // The split is found by rendering the message with a marker between the
+  // two parts and cutting the text where the marker lands. The marker is a
+  // string of private-use characters that the texts do not contain.
+  std::string marker = "\uE000kvsieve-split\uE000";
+  while (contains(context, marker) || contains(question, marker) || contains(system, marker))
+    marker += "\uE000";
+  auto render = [&](const std::string& user) {
+    std::vector<ChatMessage> msgs;
+    if (!system.empty()) msgs.push_back({"system", system});
+    msgs.push_back({"user", user});
+    return format_chat(format, msgs);
+  };
+  const std::string full = render(context + question);
+  // Where the format strips the message, put the marker into the stripped
+  // text (where the context ends inside it) so that stripping drops the same
+  // whitespace with or without the marker.
+  const std::string joined = context + question, stripped = strip(joined);
+  const size_t first_char = joined.find_first_not_of(" \t\n\r\f\v");
+  const size_t lead = first_char == std::string::npos ? joined.size() : first_char;
+  const size_t k_stripped = std::min(stripped.size(), context.size() > lead ? context.size() - lead : 0);
+  for (const auto& [text, k] : {std::pair<std::string, size_t>{joined, context.size()},
+                                std::pair<std::string, size_t>{stripped, k_stripped}}) {
+    const std::string with = render(text.substr(0, k) + marker + text.substr(k));
+    const size_t at = with.find(marker);
+    if (at == std::string::npos) continue;
+    std::string without = with;
+    without.erase(at, marker.size());
+    if (without == full) return {full.substr(0, at), full.substr(at)};
+  }
+  fail("chat format {}: cannot tell where the context ends in the rendered prompt",
+       chat_format_name(format));
+}
+
 }  // namespace kvsieve

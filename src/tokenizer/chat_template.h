@@ -36,4 +36,16 @@ ChatFormat detect_chat_format(const VocabSpec& vocab);
 std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
                         bool add_generation_prompt = true);
 
+// One user turn made of a context and a question (and an optional system
+// message) in a chat format, ending with the assistant's header, split where
+// the context ends: context + question is exactly format_chat's text for the
+// user message context + question. Where the format strips the message, the
+// whitespace it drops at the edges of the message belongs to neither part.
+struct ChatSplit {
+  std::string context;   // everything up to the end of the context
+  std::string question;  // the question and the rest of the template
+};
+ChatSplit format_chat_split(ChatFormat format, const std::string& system,
+                            const std::string& context, const std::string& question);
+
 }  // namespace kvsieve

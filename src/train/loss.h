@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "kvsieve/judgeq.h"
 #include "train/soft_pass.h"
 
 namespace kvsieve {
 
-enum class JudgeLoss { kMse, kKl };
-JudgeLoss judge_loss_from_name(const std::string& s);  // "mse", "kl"
 
 // Returns the loss; grad (same shape as pred) receives d loss / d pred.
 double judge_loss(JudgeLoss kind, const AttentionMaps& pred, const AttentionMaps& target,

@@ -9,14 +9,14 @@
 
 #include "core/error.h"
 #include "engine/compressor.h"
-#include "engine/session.h"
-#include "kv/select.h"
+#include "engine/context.h"
+#include "core/select.h"
 #include "train/prompt_file.h"
 #include "train/targets.h"
 
 namespace kvsieve {
 
-std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
+std::vector<OverlapRow> keep_set_overlap(const Model& m, Backend& be, const std::string& data,
                                          const OverlapConfig& cfg) {
   const Tokenizer* tok = m.tokenizer();
   check(tok != nullptr, "the model has no tokenizer");
@@ -34,7 +34,7 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
     const auto& prompt = prompts[pi].ids;
     // The prefix that is prefilled, then cut: the context (query-agnostic) or all.
     const int64_t n = cfg.query_agnostic ? prompts[pi].n_context : int64_t(prompt.size());
-    const JudgeTarget t = compute_target(m, pool, prompt, n, cfg.max_response);
+    const JudgeTarget t = compute_target(m, be, prompt, n, cfg.max_response);
     if (t.response.empty()) continue;
     // Ideal scores per (layer, KV head): the group's mean target attention.
     std::vector<std::vector<float>> ideal(size_t(L * KV), std::vector<float>(size_t(n), 0.0f));
@@ -43,27 +43,25 @@ std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const
         for (int64_t j = 0; j < n; ++j)
           ideal[size_t(l * KV + h / group)][size_t(j)] += float(t.maps.at(l, h, j) / double(group));
     std::vector<std::unique_ptr<Compressor>> comps;
+    RecordSpec record;
     for (const auto& spec : methods) {
       EvictionConfig cfg;
       cfg.spec = spec;
       cfg.budget.tokens = budgets.front();
-      comps.push_back(std::make_unique<Compressor>(cfg, m, pool));
+      comps.push_back(std::make_unique<Compressor>(cfg, m));
+      record |= comps.back()->record_spec();
     }
-    Session base(m, pool);
-    base.set_observer([&](const QueryEvent& e) {
-      for (auto& cp : comps) cp->observe(e);
-    });
+    Context base(m, be);
+    base.record(record);
     const std::vector<int32_t> cut_prefix(prompt.begin(), prompt.begin() + n);
     const std::vector<float> logits = base.prefill(cut_prefix, 256);
-    base.set_observer(nullptr);
+    base.pause_recording(true);
     const int32_t first = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
     for (int64_t B : budgets) {
       if (B >= n) continue;
       for (size_t mi = 0; mi < methods.size(); ++mi) {
-        Session w(m, pool);
-        w.restore(base.cache(), base.n_past());
         const Budget budget{B, 0};
-        const EvictionReport r = comps[mi]->compress(w, first, &budget);
+        const EvictionReport r = comps[mi]->plan(base, first, budget).report;
         check(r.kept.n_heads == KV, "overlap needs KV-head granularity");
         double sum = 0, mass = 0;
         for (int64_t l = 0; l < L; ++l)

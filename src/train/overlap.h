@@ -19,37 +19,14 @@
 #include <string>
 #include <vector>
 
-#include "core/thread_pool.h"
+#include "backend/backend.h"
+#include "kvsieve/judgeq.h"
 #include "model/model.h"
 
 namespace kvsieve {
 
-struct OverlapRow {
-  std::string method;
-  int64_t budget;
-  double overlap;        // mean share of the ideal keep set kept, over prompts
-  double overlap_se;     // its standard error (0 with one prompt)
-  double vs_first;       // mean of (this method - the first method), prompt by prompt
-  double vs_first_se;    // its standard error
-  double mass;           // mean share of the ideal set's attention mass kept
-  double mass_se;
-  double mass_vs_first;  // paired with the first method, as vs_first
-  double mass_vs_first_se;
-  int64_t prompts;
-};
-
-struct OverlapConfig {
-  std::vector<std::string> methods;  // eviction specs, e.g. "snapkv", "judgeq:soft=F"
-  std::vector<int64_t> budgets;      // tokens per KV head
-  int64_t max_response = 64;         // answer tokens whose attention defines the ideal
-  // Cut after the context, before the question is read (as kvsieve eval
-  // --query-agnostic does); the ideal is then over the context positions only.
-  bool query_agnostic = false;
-  bool progress = false;
-};
-
 // data: JSON lines as for training ("context" + "question", or "text").
-std::vector<OverlapRow> keep_set_overlap(const Model& m, ThreadPool& pool, const std::string& data,
+std::vector<OverlapRow> keep_set_overlap(const Model& m, Backend& be, const std::string& data,
                                          const OverlapConfig& cfg);
 
 }  // namespace kvsieve

@@ -6,7 +6,7 @@
 #include <type_traits>
 
 #include "backend/cpu/ops.h"
-#include "backend/cpu/rope.h"
+#include "core/rope.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -111,8 +111,12 @@ T silu(T g) {
 }  // namespace
 
 template <typename T>
-SoftPass<T>::SoftPass(const Model& m, const KvCache& prompt, ThreadPool& pool)
-    : model_(m), prompt_(prompt), pool_(pool) {
+SoftPass<T>::SoftPass(const Model& m, const KvStore& prompt, Backend& be)
+    : model_(m), prompt_(prompt), be_(be), pool_(*[&] {
+        check(be.host_memory() && be.host_pool() != nullptr,
+              "the Judge Q soft pass runs on the CPU (its backend: {})", be.describe());
+        return be.host_pool();
+      }()) {
   const ModelConfig& c = m.config();
   check(prompt.geometry().repeat == 1 && prompt.geometry().n_head_kv == c.n_head_kv &&
             prompt.geometry().n_layer == c.n_layer,
@@ -120,10 +124,31 @@ SoftPass<T>::SoftPass(const Model& m, const KvCache& prompt, ThreadPool& pool)
   n_ = prompt.rows(0, 0);
   for (int64_t l = 0; l < c.n_layer; ++l)
     for (int64_t g = 0; g < c.n_head_kv; ++g) {
-      const HeadView v = prompt.head(l, g);
-      check(v.n == n_ && (n_ == 0 || (v.pos[0] == 0 && v.pos[n_ - 1] == n_ - 1)),
+      const auto pos = prompt.positions(l, g);
+      check(int64_t(pos.size()) == n_ && (n_ == 0 || (pos[0] == 0 && pos[size_t(n_ - 1)] == n_ - 1)),
             "soft pass: the prompt cache must hold positions 0..n-1 in every head (no eviction)");
     }
+  if constexpr (std::is_same_v<T, double>) {
+    k64_.resize(size_t(c.n_layer * c.n_head_kv));
+    v64_.resize(size_t(c.n_layer * c.n_head_kv));
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      for (int64_t g = 0; g < c.n_head_kv; ++g)
+        prompt.read_head(l, g, &k64_[size_t(l * c.n_head_kv + g)], &v64_[size_t(l * c.n_head_kv + g)]);
+  }
+}
+
+template <typename T>
+const void* SoftPass<T>::prompt_k(int64_t l, int64_t g) const {
+  if constexpr (std::is_same_v<T, double>) return k64_[size_t(l * prompt_.geometry().n_head_kv + g)].data();
+  const KvLayerView v = prompt_.layer(l);
+  return static_cast<const uint8_t*>(v.k) + size_t(g * v.capacity * v.head_dim) * dtype_row_bytes(v.type, 1);
+}
+
+template <typename T>
+const void* SoftPass<T>::prompt_v(int64_t l, int64_t g) const {
+  if constexpr (std::is_same_v<T, double>) return v64_[size_t(l * prompt_.geometry().n_head_kv + g)].data();
+  const KvLayerView v = prompt_.layer(l);
+  return static_cast<const uint8_t*>(v.v) + size_t(g * v.capacity * v.head_dim) * dtype_row_bytes(v.type, 1);
 }
 
 template <typename T>
@@ -169,43 +194,55 @@ void SoftPass<T>::forward(const T* E, int64_t m, AttentionMaps& maps) {
     // Attention of each soft row over the prompt and the soft rows up to itself.
     A.p.assign(size_t(m * H * width), T(0));
     A.o.assign(size_t(m * H * hd), T(0));
+    if constexpr (std::is_same_v<T, float>) {  // the backend's probe attention
+      std::vector<int32_t> qpos(static_cast<size_t>(m));
+      for (int64_t t = 0; t < m; ++t) qpos[size_t(t)] = int32_t(n + t);
+      ProbeAttentionArgs pa;
+      pa.kv = prompt_.layer(l);
+      pa.q = A.q.data();
+      pa.q_pos = qpos.data();
+      pa.n_probe = m;
+      pa.n_head = H;
+      pa.own_k = A.k.data();
+      pa.probs = A.p.data();
+      pa.probs_ld = width;
+      be_.probe_attention(pa);
+    }
     for (int64_t t = 0; t < m; ++t)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t g = h / group;
-        const HeadView kv = prompt_.head(l, g);
         const T* q = A.q.data() + (t * H + h) * hd;
         T* p = A.p.data() + (t * H + h) * width;
-        T mx = -INFINITY;
-        // Prompt keys in one SIMD sweep (float), the few soft keys by hand.
-        if constexpr (std::is_same_v<T, float>) {
-          dot_rows_f32(q, kv.k, n, hd, hd, p);
-        } else {
+        if constexpr (!std::is_same_v<T, float>) {  // the reference, in T
+          const float* pk = static_cast<const float*>(prompt_k(l, g));
           for (int64_t j = 0; j < n; ++j) {
-            T s = 0;
-            for (int64_t i = 0; i < hd; ++i) s += q[i] * T(kv.k[j * hd + i]);
-            p[j] = s;
+            T sc = 0;
+            for (int64_t i = 0; i < hd; ++i) sc += q[i] * T(pk[j * hd + i]);
+            p[j] = sc;
           }
+          for (int64_t j = n; j < n + t + 1; ++j) {
+            const T* k = A.k.data() + ((j - n) * KV + g) * hd;
+            T sc = 0;
+            for (int64_t i = 0; i < hd; ++i) sc += q[i] * k[i];
+            p[j] = sc;
+          }
+          T mx = -INFINITY;
+          for (int64_t j = 0; j < n + t + 1; ++j) {
+            p[j] *= scale;
+            mx = std::max(mx, p[j]);
+          }
+          T sum = 0;
+          for (int64_t j = 0; j < n + t + 1; ++j) sum += (p[j] = std::exp(p[j] - mx));
+          for (int64_t j = 0; j < n + t + 1; ++j) p[j] /= sum;
         }
-        for (int64_t j = n; j < n + t + 1; ++j) {
-          const T* k = A.k.data() + ((j - n) * KV + g) * hd;
-          T s = 0;
-          for (int64_t i = 0; i < hd; ++i) s += q[i] * k[i];
-          p[j] = s;
-        }
-        for (int64_t j = 0; j < n + t + 1; ++j) {
-          p[j] *= scale;
-          mx = std::max(mx, p[j]);
-        }
-        T sum = 0;
-        for (int64_t j = 0; j < n + t + 1; ++j) sum += (p[j] = std::exp(p[j] - mx));
-        T* o = A.o.data() + (t * H + h) * hd;
-        for (int64_t j = 0; j < n + t + 1; ++j) p[j] /= sum;
         for (int64_t j = 0; j < n; ++j) maps.at(l, h, j) += double(p[j]) / double(m);
+        T* o = A.o.data() + (t * H + h) * hd;
         if constexpr (std::is_same_v<T, float>) {
-          axpy_rows_f32(p, kv.v, n, hd, hd, o);
+          axpy_rows(prompt_.type(), p, prompt_v(l, g), n, hd, hd, o);
         } else {
+          const float* pv = static_cast<const float*>(prompt_v(l, g));
           for (int64_t j = 0; j < n; ++j)
-            for (int64_t i = 0; i < hd; ++i) o[i] += p[j] * T(kv.v[j * hd + i]);
+            for (int64_t i = 0; i < hd; ++i) o[i] += p[j] * T(pv[j * hd + i]);
         }
         for (int64_t j = n; j < n + t + 1; ++j) {
           const T* vs = A.v.data() + ((j - n) * KV + g) * hd;
@@ -264,19 +301,20 @@ void SoftPass<T>::backward(const AttentionMaps& dmaps, T* dE) {
     for (int64_t t = 0; t < m; ++t)
       for (int64_t h = 0; h < H; ++h) {
         const int64_t g = h / group, len = n + t + 1;
-        const HeadView kv = prompt_.head(l, g);
         const T* p = A.p.data() + (t * H + h) * width;
         const T* q = A.q.data() + (t * H + h) * hd;
         const T* dov = dout.data() + (t * H + h) * hd;
         T pdp = 0;
-        if constexpr (std::is_same_v<T, float>) dot_rows_f32(dov, kv.v, n, hd, hd, dp.data());
+        if constexpr (std::is_same_v<T, float>)
+          dot_rows(prompt_.type(), dov, prompt_v(l, g), n, hd, hd, dp.data());
         for (int64_t j = 0; j < len; ++j) {
           T s = 0;
           if (j < n) {
             if constexpr (std::is_same_v<T, float>) {
               s = dp[size_t(j)];
             } else {
-              for (int64_t i = 0; i < hd; ++i) s += dov[i] * T(kv.v[j * hd + i]);
+              const float* pv = static_cast<const float*>(prompt_v(l, g));
+              for (int64_t i = 0; i < hd; ++i) s += dov[i] * T(pv[j * hd + i]);
             }
             s += T(dmaps.at(l, h, j)) / T(m);
           } else {
@@ -290,12 +328,14 @@ void SoftPass<T>::backward(const AttentionMaps& dmaps, T* dE) {
         }
         T* dqh = dq.data() + (t * H + h) * hd;
         for (int64_t j = 0; j < len; ++j) dp[size_t(j)] = p[j] * (dp[size_t(j)] - pdp) * scale;  // ds
-        if constexpr (std::is_same_v<T, float>) axpy_rows_f32(dp.data(), kv.k, n, hd, hd, dqh);
+        if constexpr (std::is_same_v<T, float>)
+          axpy_rows(prompt_.type(), dp.data(), prompt_k(l, g), n, hd, hd, dqh);
         for (int64_t j = 0; j < len; ++j) {
           const T ds = dp[size_t(j)];
           if (j < n) {
             if constexpr (!std::is_same_v<T, float>)
-              for (int64_t i = 0; i < hd; ++i) dqh[i] += ds * T(kv.k[j * hd + i]);
+              for (int64_t i = 0; i < hd; ++i)
+                dqh[i] += ds * T(static_cast<const float*>(prompt_k(l, g))[j * hd + i]);
           } else {
             const T* ks = A.k.data() + ((j - n) * KV + g) * hd;
             T* dks = dk.data() + ((j - n) * KV + g) * hd;

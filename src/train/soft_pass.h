@@ -13,13 +13,17 @@
 //                       attends to the prompt and, causally, to earlier soft rows)
 //
 // T is double for gradient checks and float for training; weights are read
-// in their stored type and widened row by row.
+// in their stored type and widened row by row. In float the soft rows'
+// attention is the backend's probe attention (the one attention routine of
+// kvsieve); in double it is written out here, as the reference. The pass runs
+// on the host: it needs a backend whose memory is the host's (the CPU).
 #pragma once
 #include <cstdint>
 #include <vector>
 
+#include "backend/backend.h"
 #include "core/thread_pool.h"
-#include "kv/kv_cache.h"
+#include "kv/kv_store.h"
 #include "model/model.h"
 
 namespace kvsieve {
@@ -38,9 +42,9 @@ struct AttentionMaps {
 template <typename T>
 class SoftPass {
  public:
-  // prompt: the cache after prefilling the prompt (one row per KV head per
-  // position 0..n-1, no replication). Both must outlive the pass.
-  SoftPass(const Model& m, const KvCache& prompt, ThreadPool& pool);
+  // prompt: the store after prefilling the prompt (one row per KV head per
+  // position 0..n-1, no replication), on `be`. All must outlive the pass.
+  SoftPass(const Model& m, const KvStore& prompt, Backend& be);
 
   // Runs E [m, d]; fills maps and keeps what backward() needs.
   void forward(const T* E, int64_t m, AttentionMaps& maps);
@@ -59,9 +63,16 @@ class SoftPass {
     std::vector<T> x2, r2, xn2;    // after attention; its RMS factors; normed
     std::vector<T> gate, up;       // [m, n_ff]
   };
+  // Keys and values [n, head_dim] of KV head g of layer l: the store's own
+  // rows (float), or f32 host copies of them (double).
+  const void* prompt_k(int64_t l, int64_t g) const;
+  const void* prompt_v(int64_t l, int64_t g) const;
+
   const Model& model_;
-  const KvCache& prompt_;
+  const KvStore& prompt_;
+  Backend& be_;
   ThreadPool& pool_;
+  std::vector<std::vector<float>> k64_, v64_;  // [L * KV][n * head_dim], T = double only
   int64_t n_ = 0, m_ = 0;
   std::vector<T> cos_, sin_;  // [m, hd/2] of positions n .. n+m-1
   std::vector<Layer> layers_;

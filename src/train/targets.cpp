@@ -6,44 +6,58 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "engine/session.h"
-#include "kv/scoring.h"
+#include "backend/host_access.h"
+#include "engine/context.h"
+#include "engine/generate.h"
 
 namespace kvsieve {
 
-JudgeTarget compute_target(const Model& m, ThreadPool& pool, const std::vector<int32_t>& prompt,
+JudgeTarget compute_target(const Model& m, Backend& be, const std::vector<int32_t>& prompt,
                            int64_t n_scored, int64_t max_response) {
   const ModelConfig& c = m.config();
   check(!prompt.empty() && n_scored > 0 && n_scored <= int64_t(prompt.size()),
         "target: bad prompt split ({} of {} tokens)", n_scored, prompt.size());
   JudgeTarget t;
   t.maps.reset(c.n_layer, c.n_head, n_scored);
-  Session s(m, pool);
-  const Tokenizer* tok = m.tokenizer();
   // Greedy response with the full cache.
-  std::vector<float> logits = s.prefill(prompt, 256);
-  for (int64_t i = 0; i < max_response; ++i) {
-    const int32_t next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    if (tok && tok->is_eog(next)) break;
-    t.response.push_back(next);
-    if (i + 1 < max_response) logits = s.decode(next);
+  {
+    Context s(m, be);
+    DecodeParams dp;
+    dp.max_tokens = max_response;
+    t.response = decode_tokens(s, s.prefill(prompt, 256), dp);
   }
   if (t.response.empty()) return t;
-  // Teacher-force it on a fresh copy of the prompt and read each response
-  // token's attention over the scored prompt positions.
-  Session f(m, pool);
+  // Teacher-force it after a fresh prefill of the prompt, recording each
+  // response token's queries; each then attends (causally, by position) over
+  // the prompt and the response tokens before it, as it did while decoding.
+  const int64_t R = int64_t(t.response.size());
+  Context f(m, be);
   f.prefill(prompt, 256);
-  const int64_t R = int64_t(t.response.size()), group = c.n_head / c.n_head_kv;
-  std::vector<float> p;
-  f.set_observer([&](const QueryEvent& e) {
-    for (int64_t h = 0; h < c.n_head; ++h) {
-      const HeadView kv = e.cache.head(e.layer, h / group);
-      p.resize(size_t(kv.n));
-      query_attention(e.q + h * c.head_dim, e.pos0, kv, c.head_dim, p.data());
-      for (int64_t j = 0; j < n_scored; ++j) t.maps.at(e.layer, h, j) += double(p[size_t(j)]) / double(R);
-    }
-  });
+  f.record(RecordSpec{R, false});
   for (int32_t id : t.response) f.decode(id);
+  f.pause_recording(true);
+  const KvStore& st = f.store();
+  const int64_t H = c.n_head;
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const ProbeBlock q = f.recorder()->window(l);
+    const int64_t ld = st.max_rows(l);
+    DeviceArray<float> probs(be, R * H * ld);
+    ProbeAttentionArgs a;
+    a.kv = st.layer(l);
+    a.q = q.q.data();
+    a.q_pos = q.pos.data();
+    a.n_probe = R;
+    a.n_head = H;
+    a.probs = probs.data();
+    a.probs_ld = ld;
+    be.probe_attention(a);
+    const HostRead<float> p(be, probs.data(), probs.size());
+    for (int64_t r = 0; r < R; ++r)  // summed in the order the tokens were decoded
+      for (int64_t h = 0; h < H; ++h) {
+        const float* row = p.data() + (r * H + h) * ld;
+        for (int64_t j = 0; j < n_scored; ++j) t.maps.at(l, h, j) += double(row[j]) / double(R);
+      }
+  }
   return t;
 }
 

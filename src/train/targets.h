@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/thread_pool.h"
+#include "backend/backend.h"
 #include "model/model.h"
 #include "train/soft_pass.h"
 
@@ -22,7 +22,7 @@ struct JudgeTarget {
 // prompt: all prompt tokens (context and question). n_scored: the prompt
 // positions the maps cover (the context for query-agnostic training, else
 // prompt.size()).
-JudgeTarget compute_target(const Model& m, ThreadPool& pool, const std::vector<int32_t>& prompt,
+JudgeTarget compute_target(const Model& m, Backend& be, const std::vector<int32_t>& prompt,
                            int64_t n_scored, int64_t max_response);
 
 // Targets kept on disk between epochs and runs: one file per prompt, named by

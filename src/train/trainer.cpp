@@ -16,7 +16,7 @@
 #include "core/atomic_file.h"
 #include "core/dtype.h"
 #include "core/error.h"
-#include "engine/session.h"
+#include "engine/context.h"
 #include "engine/soft_tokens.h"
 #include "train/prompt_file.h"
 #include "train/targets.h"
@@ -118,7 +118,7 @@ double lr_at(const TrainConfig& c, int64_t step) {
 
 }  // namespace
 
-TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cfg) {
+TrainResult train_judgeq(const Model& m, Backend& be, const TrainConfig& cfg) {
   const auto t0 = clock_type::now();
   check(m.tokenizer() != nullptr, "training needs a model with a tokenizer");
   check(cfg.soft_tokens > 0 && cfg.soft_tokens <= 4096, "--soft-tokens must be in [1, 4096]");
@@ -139,7 +139,7 @@ TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cf
       const std::string path =
           tdir + "/" + target_cache_key(fp, e.prompt, e.n_soft_prompt, cfg.max_response) + ".bin";
       if (!load_target(path, targets[i])) {
-        targets[i] = compute_target(m, pool, e.prompt, e.n_soft_prompt, cfg.max_response);
+        targets[i] = compute_target(m, be, e.prompt, e.n_soft_prompt, cfg.max_response);
         save_target(path, targets[i]);
       }
       if (cfg.progress)
@@ -175,28 +175,28 @@ TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cf
   };
 
   // Prompt caches kept between steps (least recently used dropped).
-  std::list<std::pair<size_t, std::unique_ptr<Session>>> lru;
+  std::list<std::pair<size_t, std::unique_ptr<Context>>> lru;
   size_t lru_bytes = 0;
   const size_t cache_cap = size_t(std::max<int64_t>(0, cfg.cache_mib)) << 20;
-  auto session_for = [&](size_t i) -> Session& {
+  auto session_for = [&](size_t i) -> Context& {
     for (auto it = lru.begin(); it != lru.end(); ++it)
       if (it->first == i) {
         lru.splice(lru.begin(), lru, it);
         return *lru.front().second;
       }
     const auto tp = clock_type::now();
-    auto s = std::make_unique<Session>(m, pool);
+    auto s = std::make_unique<Context>(m, be);
     const Example& e = data[i];
     s->prefill(std::vector<int32_t>(e.prompt.begin(), e.prompt.begin() + e.n_soft_prompt), 256);
     res.prefill_seconds += std::chrono::duration<double>(clock_type::now() - tp).count();
     ++res.prefills;
-    lru_bytes += s->cache().kv_bytes();
+    lru_bytes += s->store().kv_bytes();
     lru.emplace_front(i, std::move(s));
     auto over = [&] {
       return cfg.cache_prompts > 0 ? int64_t(lru.size()) > cfg.cache_prompts : lru_bytes > cache_cap;
     };
     while (lru.size() > 1 && over()) {
-      lru_bytes -= lru.back().second->cache().kv_bytes();
+      lru_bytes -= lru.back().second->store().kv_bytes();
       lru.pop_back();
     }
     return *lru.front().second;
@@ -219,8 +219,8 @@ TrainResult train_judgeq(const Model& m, ThreadPool& pool, const TrainConfig& cf
   const int64_t stop = cfg.stop_after > 0 ? std::min(cfg.stop_after, cfg.steps) : cfg.steps;
   while (st.step < stop) {
     const size_t i = prompt_at(st.step);
-    Session& s = session_for(i);
-    SoftPass<float> pass(m, s.cache(), pool);
+    Context& s = session_for(i);
+    SoftPass<float> pass(m, s.store(), be);
     AttentionMaps pred, dmaps;
     pass.forward(E.data(), cfg.soft_tokens, pred);
     const double loss = judge_loss(cfg.loss, pred, targets[i].maps, cfg.layers, &dmaps);

@@ -10,7 +10,7 @@
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
-#include "model/model_config.h"
+#include "core/rope_types.h"
 
 namespace kvsieve {
 
@@ -24,6 +24,15 @@ struct CpuKernels {
                    float* out);
   void (*axpy_rows)(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
                     float* y);
+  // The same over K/V rows stored as f16 / bf16 bits (widened exactly to f32).
+  void (*dot_rows_f16)(const float* q, const uint16_t* rows, int64_t n_rows, int64_t stride,
+                       int64_t dim, float* out);
+  void (*dot_rows_bf16)(const float* q, const uint16_t* rows, int64_t n_rows, int64_t stride,
+                        int64_t dim, float* out);
+  void (*axpy_rows_f16)(const float* a, const uint16_t* rows, int64_t n_rows, int64_t stride,
+                        int64_t dim, float* y);
+  void (*axpy_rows_bf16)(const float* a, const uint16_t* rows, int64_t n_rows, int64_t stride,
+                         int64_t dim, float* y);
   void (*scale)(float* x, float s, int64_t n);
   void (*add)(const float* a, const float* b, float* out, int64_t n);
   void (*rmsnorm)(const float* x, const float* weight, float* out, int64_t n, float eps);

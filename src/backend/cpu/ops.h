@@ -8,7 +8,7 @@
 #pragma once
 #include <cstdint>
 
-#include "backend/cpu/rope.h"
+#include "core/rope.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -51,6 +51,12 @@ void dot_rows_f32(const float* q, const float* rows, int64_t n_rows, int64_t str
                   float* out);
 void axpy_rows_f32(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
                    float* y);
+// The same over rows of type t (F32, F16 or BF16; rows points at the first
+// row's first element, stride counted in elements), each element widened to f32.
+void dot_rows(DType t, const float* q, const void* rows, int64_t n_rows, int64_t stride,
+              int64_t dim, float* out);
+void axpy_rows(DType t, const float* a, const void* rows, int64_t n_rows, int64_t stride,
+               int64_t dim, float* y);
 // x[n] *= s.
 void scale_f32(float* x, float s, int64_t n);
 // out[n] = a[n] + b[n] (the residual add); out may alias a or b.

@@ -15,6 +15,7 @@
 
 #include "backend/cpu/kernel_table.h"
 #include "backend/cpu/ops.h"
+#include "core/error.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "backend/cpu/ops_dispatch.cpp"
@@ -31,7 +32,8 @@ namespace HWY_NAMESPACE {
 
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &DotRows, &AxpyRows, &Scale, &Add,
+      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &DotRows, &AxpyRows,
+      &DotRowsF16, &DotRowsBF16, &AxpyRowsF16, &AxpyRowsBF16, &Scale, &Add,
       &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };
   return &table;
@@ -94,6 +96,30 @@ void dot_rows_f32(const float* q, const float* rows, int64_t n_rows, int64_t str
 void axpy_rows_f32(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
                    float* y) {
   cpu_kernels().axpy_rows(a, rows, n_rows, stride, dim, y);
+}
+void dot_rows(DType t, const float* q, const void* rows, int64_t n_rows, int64_t stride,
+              int64_t dim, float* out) {
+  const CpuKernels& k = cpu_kernels();
+  switch (t) {
+    case DType::F32: return k.dot_rows(q, static_cast<const float*>(rows), n_rows, stride, dim, out);
+    case DType::F16:
+      return k.dot_rows_f16(q, static_cast<const uint16_t*>(rows), n_rows, stride, dim, out);
+    case DType::BF16:
+      return k.dot_rows_bf16(q, static_cast<const uint16_t*>(rows), n_rows, stride, dim, out);
+    default: fail("dot_rows: rows of type {} are not supported", dtype_name(t));
+  }
+}
+void axpy_rows(DType t, const float* a, const void* rows, int64_t n_rows, int64_t stride,
+               int64_t dim, float* y) {
+  const CpuKernels& k = cpu_kernels();
+  switch (t) {
+    case DType::F32: return k.axpy_rows(a, static_cast<const float*>(rows), n_rows, stride, dim, y);
+    case DType::F16:
+      return k.axpy_rows_f16(a, static_cast<const uint16_t*>(rows), n_rows, stride, dim, y);
+    case DType::BF16:
+      return k.axpy_rows_bf16(a, static_cast<const uint16_t*>(rows), n_rows, stride, dim, y);
+    default: fail("axpy_rows: rows of type {} are not supported", dtype_name(t));
+  }
 }
 void scale_f32(float* x, float s, int64_t n) { cpu_kernels().scale(x, s, n); }
 void add_f32(const float* a, const float* b, float* out, int64_t n) {

@@ -4,7 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#include "backend/cpu/rope.h"
+#include "core/rope.h"
 #include "core/tensor.h"
 
 namespace kvsieve::ref {

@@ -1,5 +1,5 @@
-// Row and elementwise kernels (dot, axpy, scale, add, RMSNorm, softmax,
-// SwiGLU) and the RoPE rotation, one copy per SIMD target (included from
+// Row and elementwise kernels (dot, axpy, attention rows of f32/f16/bf16
+// K/V, scale, add, RMSNorm, softmax, SwiGLU) and the RoPE rotation, one copy per SIMD target (included from
 // ops_dispatch.cpp under Highway's foreach_target). Reductions keep several
 // vector partial sums; tails shorter than a vector run through a small
 // padded buffer so every element takes the same SIMD code path.
@@ -19,7 +19,8 @@
 #include "backend/cpu/reduce-inl.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
-#include "model/model_config.h"
+#include "core/dtype.h"
+#include "core/rope_types.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace kvsieve {
@@ -65,47 +66,112 @@ float Dot(const float* HWY_RESTRICT a, const float* HWY_RESTRICT b, int64_t n64)
   return Sum(d, hn::Add(hn::Add(s0, s1), hn::Add(s2, s3)));
 }
 
+namespace rowops {
+// Loads of cached K/V rows of each element type as f32 vectors: Load gives
+// values k..k+kN, Tail the last n < kN values with zeros after them.
+template <DType T>
+struct KvRow;
+template <>
+struct KvRow<DType::F32> {
+  using type = float;
+  static HWY_INLINE VF Load(DF d, const float* p) { return hn::LoadU(d, p); }
+  static HWY_INLINE VF Tail(DF d, const float* p, size_t n) { return LoadTail(d, p, n, 0.0f); }
+};
+template <>
+struct KvRow<DType::F16> {
+  using type = uint16_t;
+  static HWY_INLINE VF Load(DF d, const uint16_t* p) {
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+  }
+  static HWY_INLINE VF Tail(DF d, const uint16_t* p, size_t n) {
+    HWY_ALIGN float buf[kN];
+    for (size_t i = 0; i < kN; ++i) buf[i] = i < n ? f16_to_f32(p[i]) : 0.0f;
+    return hn::Load(d, buf);
+  }
+};
+template <>
+struct KvRow<DType::BF16> {
+  using type = uint16_t;
+  static HWY_INLINE VF Load(DF d, const uint16_t* p) {
+    const hn::Rebind<hwy::bfloat16_t, DF> db;
+    return hn::PromoteTo(d, hn::LoadU(db, reinterpret_cast<const hwy::bfloat16_t*>(p)));
+  }
+  static HWY_INLINE VF Tail(DF d, const uint16_t* p, size_t n) {
+    HWY_ALIGN float buf[kN];
+    for (size_t i = 0; i < kN; ++i) buf[i] = i < n ? bf16_to_f32(p[i]) : 0.0f;
+    return hn::Load(d, buf);
+  }
+};
+
+// q · row for one row of type T (f32 rows: exactly Dot).
+template <DType T>
+HWY_INLINE float DotRow(const float* HWY_RESTRICT q, const typename KvRow<T>::type* HWY_RESTRICT r,
+                        int64_t dim64) {
+  if constexpr (T == DType::F32) {
+    return Dot(q, r, dim64);
+  } else {
+    const DF d;
+    const size_t dim = size_t(std::max<int64_t>(dim64, 0));
+    VF s0 = hn::Zero(d), s1 = hn::Zero(d);
+    size_t i = 0;
+    for (; i + 2 * kN <= dim; i += 2 * kN) {
+      s0 = hn::MulAdd(hn::LoadU(d, q + i), KvRow<T>::Load(d, r + i), s0);
+      s1 = hn::MulAdd(hn::LoadU(d, q + i + kN), KvRow<T>::Load(d, r + i + kN), s1);
+    }
+    for (; i + kN <= dim; i += kN) s0 = hn::MulAdd(hn::LoadU(d, q + i), KvRow<T>::Load(d, r + i), s0);
+    if (i < dim) s1 = hn::MulAdd(LoadTail(d, q + i, dim - i, 0.0f), KvRow<T>::Tail(d, r + i, dim - i), s1);
+    return Sum(d, hn::Add(s0, s1));
+  }
+}
+}  // namespace rowops
+
 // out[t] = Σ_i q[i] · rows[t*stride + i] for t < n_rows: attention scores of
-// one query against many keys. Four rows at a time share the loads of q.
-void DotRows(const float* HWY_RESTRICT q, const float* HWY_RESTRICT rows, int64_t n_rows,
-             int64_t stride, int64_t dim64, float* HWY_RESTRICT out) {
+// one query against many keys (rows of type T, widened to f32). Four rows at
+// a time share the loads of q.
+template <DType T>
+void DotRowsT(const float* HWY_RESTRICT q, const typename rowops::KvRow<T>::type* HWY_RESTRICT rows,
+              int64_t n_rows, int64_t stride, int64_t dim64, float* HWY_RESTRICT out) {
   using namespace rowops;
+  using R = KvRow<T>;
   const DF d;
   const size_t dim = size_t(std::max<int64_t>(dim64, 0));
   int64_t t = 0;
   for (; t + 4 <= n_rows; t += 4) {
-    const float* r0 = rows + t * stride;
-    const float* r1 = r0 + stride;
-    const float* r2 = r1 + stride;
-    const float* r3 = r2 + stride;
+    const auto* r0 = rows + t * stride;
+    const auto* r1 = r0 + stride;
+    const auto* r2 = r1 + stride;
+    const auto* r3 = r2 + stride;
     VF a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
     size_t i = 0;
     for (; i + kN <= dim; i += kN) {
       const VF qv = hn::LoadU(d, q + i);
-      a0 = hn::MulAdd(qv, hn::LoadU(d, r0 + i), a0);
-      a1 = hn::MulAdd(qv, hn::LoadU(d, r1 + i), a1);
-      a2 = hn::MulAdd(qv, hn::LoadU(d, r2 + i), a2);
-      a3 = hn::MulAdd(qv, hn::LoadU(d, r3 + i), a3);
+      a0 = hn::MulAdd(qv, R::Load(d, r0 + i), a0);
+      a1 = hn::MulAdd(qv, R::Load(d, r1 + i), a1);
+      a2 = hn::MulAdd(qv, R::Load(d, r2 + i), a2);
+      a3 = hn::MulAdd(qv, R::Load(d, r3 + i), a3);
     }
     if (i < dim) {
       const size_t rem = dim - i;
       const VF qv = LoadTail(d, q + i, rem, 0.0f);
-      a0 = hn::MulAdd(qv, LoadTail(d, r0 + i, rem, 0.0f), a0);
-      a1 = hn::MulAdd(qv, LoadTail(d, r1 + i, rem, 0.0f), a1);
-      a2 = hn::MulAdd(qv, LoadTail(d, r2 + i, rem, 0.0f), a2);
-      a3 = hn::MulAdd(qv, LoadTail(d, r3 + i, rem, 0.0f), a3);
+      a0 = hn::MulAdd(qv, R::Tail(d, r0 + i, rem), a0);
+      a1 = hn::MulAdd(qv, R::Tail(d, r1 + i, rem), a1);
+      a2 = hn::MulAdd(qv, R::Tail(d, r2 + i, rem), a2);
+      a3 = hn::MulAdd(qv, R::Tail(d, r3 + i, rem), a3);
     }
     reduce::Sum4(d, a0, a1, a2, a3, out + t);
   }
-  for (; t < n_rows; ++t) out[t] = Dot(q, rows + t * stride, dim64);
+  for (; t < n_rows; ++t) out[t] = DotRow<T>(q, rows + t * stride, dim64);
 }
 
 // y[i] += Σ_t a[t] · rows[t*stride + i] for i < dim: the weighted sum of
-// value rows in attention. Up to four vectors of y stay in registers while
-// all rows stream past.
-void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT rows, int64_t n_rows,
-              int64_t stride, int64_t dim64, float* HWY_RESTRICT y) {
+// value rows in attention (rows of type T). Up to four vectors of y stay in
+// registers while all rows stream past.
+template <DType T>
+void AxpyRowsT(const float* HWY_RESTRICT a, const typename rowops::KvRow<T>::type* HWY_RESTRICT rows,
+               int64_t n_rows, int64_t stride, int64_t dim64, float* HWY_RESTRICT y) {
   using namespace rowops;
+  using R = KvRow<T>;
   const DF d;
   const size_t dim = size_t(std::max<int64_t>(dim64, 0));
   size_t i = 0;
@@ -114,11 +180,11 @@ void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT rows, int64
     VF y2 = hn::LoadU(d, y + i + 2 * kN), y3 = hn::LoadU(d, y + i + 3 * kN);
     for (int64_t t = 0; t < n_rows; ++t) {
       const VF at = hn::Set(d, a[t]);
-      const float* r = rows + t * stride + i;
-      y0 = hn::MulAdd(at, hn::LoadU(d, r), y0);
-      y1 = hn::MulAdd(at, hn::LoadU(d, r + kN), y1);
-      y2 = hn::MulAdd(at, hn::LoadU(d, r + 2 * kN), y2);
-      y3 = hn::MulAdd(at, hn::LoadU(d, r + 3 * kN), y3);
+      const auto* r = rows + t * stride + i;
+      y0 = hn::MulAdd(at, R::Load(d, r), y0);
+      y1 = hn::MulAdd(at, R::Load(d, r + kN), y1);
+      y2 = hn::MulAdd(at, R::Load(d, r + 2 * kN), y2);
+      y3 = hn::MulAdd(at, R::Load(d, r + 3 * kN), y3);
     }
     hn::StoreU(y0, d, y + i);
     hn::StoreU(y1, d, y + i + kN);
@@ -128,16 +194,41 @@ void AxpyRows(const float* HWY_RESTRICT a, const float* HWY_RESTRICT rows, int64
   for (; i + kN <= dim; i += kN) {
     VF y0 = hn::LoadU(d, y + i);
     for (int64_t t = 0; t < n_rows; ++t)
-      y0 = hn::MulAdd(hn::Set(d, a[t]), hn::LoadU(d, rows + t * stride + i), y0);
+      y0 = hn::MulAdd(hn::Set(d, a[t]), R::Load(d, rows + t * stride + i), y0);
     hn::StoreU(y0, d, y + i);
   }
   if (i < dim) {
     const size_t rem = dim - i;
     VF y0 = LoadTail(d, y + i, rem, 0.0f);
     for (int64_t t = 0; t < n_rows; ++t)
-      y0 = hn::MulAdd(hn::Set(d, a[t]), LoadTail(d, rows + t * stride + i, rem, 0.0f), y0);
+      y0 = hn::MulAdd(hn::Set(d, a[t]), R::Tail(d, rows + t * stride + i, rem), y0);
     StoreTail(d, y0, y + i, rem);
   }
+}
+
+void DotRows(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+             float* out) {
+  DotRowsT<DType::F32>(q, rows, n_rows, stride, dim, out);
+}
+void DotRowsF16(const float* q, const uint16_t* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                float* out) {
+  DotRowsT<DType::F16>(q, rows, n_rows, stride, dim, out);
+}
+void DotRowsBF16(const float* q, const uint16_t* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                 float* out) {
+  DotRowsT<DType::BF16>(q, rows, n_rows, stride, dim, out);
+}
+void AxpyRows(const float* a, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,
+              float* y) {
+  AxpyRowsT<DType::F32>(a, rows, n_rows, stride, dim, y);
+}
+void AxpyRowsF16(const float* a, const uint16_t* rows, int64_t n_rows, int64_t stride, int64_t dim,
+                 float* y) {
+  AxpyRowsT<DType::F16>(a, rows, n_rows, stride, dim, y);
+}
+void AxpyRowsBF16(const float* a, const uint16_t* rows, int64_t n_rows, int64_t stride,
+                  int64_t dim, float* y) {
+  AxpyRowsT<DType::BF16>(a, rows, n_rows, stride, dim, y);
 }
 
 void Axpy(float a, const float* HWY_RESTRICT x, float* HWY_RESTRICT y, int64_t n64) {

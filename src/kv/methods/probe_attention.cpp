@@ -5,7 +5,6 @@
 // reads ScoreInputs::probes.
 #include "core/error.h"
 #include "kv/methods/methods.h"
-#include "kv/scoring.h"
 
 namespace kvsieve {
 namespace {
@@ -16,17 +15,16 @@ class ProbeAttentionScorer final : public Scorer {
   bool per_query_head() const override { return true; }
   int64_t probe_window() const override { return w_; }
   bool needs_probes() const override { return true; }
-  void score(const ScoreInputs& in, std::vector<std::vector<float>>& out) const override {
+  void score(const ScoreInputs& in, float* out) const override {
     check(in.probes != nullptr, "this method needs probe queries (lookahead or soft tokens)");
-    probe_attention(*in.probes, in.cache, in.layer, in.geo.n_head, in.geo.head_dim, Reduce::kSum,
-                    out);
+    probe_scores(in, *in.probes, 0, in.probes->n(), Reduce::kSum, out);
     if (w_ == 0) return;
     check(in.window && in.window->n() > 0, "no prompt queries were observed");
-    std::vector<std::vector<float>> win;
-    probe_attention(*in.window, in.cache, in.layer, in.geo.n_head, in.geo.head_dim, Reduce::kSum,
-                    win);
-    for (size_t h = 0; h < out.size(); ++h)
-      for (size_t j = 0; j < out[h].size(); ++j) out[h][j] += win[h][j];
+    Backend& be = in.store.backend();
+    const int64_t n = std::min(w_, in.window->n()), size = in.geo.n_head * in.ld;
+    DeviceArray<float> win(be, size);
+    probe_scores(in, *in.window, in.window->n() - n, n, Reduce::kSum, win.data());
+    be.add(out, win.data(), out, size);
   }
 
  private:

@@ -1,6 +1,7 @@
 // Random eviction: scores from a hash of (seed, layer, stored head,
 // position), so a row keeps its score whatever else the head holds and a run
 // can be repeated exactly.
+#include "backend/host_access.h"
 #include "kv/methods/methods.h"
 
 namespace kvsieve {
@@ -17,17 +18,16 @@ class RandomScorer final : public Scorer {
  public:
   explicit RandomScorer(uint64_t seed) : seed_(seed) {}
   bool per_query_head() const override { return false; }
-  void score(const ScoreInputs& in, std::vector<std::vector<float>>& out) const override {
-    const int64_t S = in.cache.n_stored();
-    out.resize(size_t(S));
+  void score(const ScoreInputs& in, float* out) const override {
+    const int64_t S = in.store.n_stored();
+    HostWrite<float> o(in.store.backend(), out, S * in.ld);
     for (int64_t s = 0; s < S; ++s) {
-      const HeadView kv = in.cache.head(in.layer, s);
-      auto& o = out[size_t(s)];
-      o.resize(size_t(kv.n));
+      const auto pos = in.store.positions(in.layer, s);
       const uint64_t base = mix(mix(seed_ ^ uint64_t(in.layer) << 32) ^ uint64_t(s));
-      for (int64_t j = 0; j < kv.n; ++j)
-        o[size_t(j)] = float(mix(base ^ uint64_t(uint32_t(kv.pos[j]))) >> 40) * 0x1p-24f;
+      for (size_t j = 0; j < pos.size(); ++j)
+        o[s * in.ld + int64_t(j)] = float(mix(base ^ uint64_t(uint32_t(pos[j]))) >> 40) * 0x1p-24f;
     }
+    o.commit();
   }
 
  private:

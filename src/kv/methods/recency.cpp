@@ -1,5 +1,6 @@
 // StreamingLLM: attention sinks (protected by the policy) plus the most
 // recent tokens; the score is simply the position.
+#include "backend/host_access.h"
 #include "kv/methods/methods.h"
 
 namespace kvsieve {
@@ -8,13 +9,14 @@ namespace {
 class RecencyScorer final : public Scorer {
  public:
   bool per_query_head() const override { return false; }
-  void score(const ScoreInputs& in, std::vector<std::vector<float>>& out) const override {
-    const int64_t S = in.cache.n_stored();
-    out.resize(size_t(S));
+  void score(const ScoreInputs& in, float* out) const override {
+    const int64_t S = in.store.n_stored();
+    HostWrite<float> o(in.store.backend(), out, S * in.ld);
     for (int64_t s = 0; s < S; ++s) {
-      const HeadView kv = in.cache.head(in.layer, s);
-      out[size_t(s)].assign(kv.pos, kv.pos + kv.n);
+      const auto pos = in.store.positions(in.layer, s);
+      for (size_t j = 0; j < pos.size(); ++j) o[s * in.ld + int64_t(j)] = float(pos[j]);
     }
+    o.commit();
   }
 };
 

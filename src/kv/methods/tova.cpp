@@ -1,9 +1,10 @@
 // TOVA: the last query's attention, averaged over all query heads of the
 // layer, so every head keeps the same rows (when they hold the same rows;
 // after ragged cuts the average runs over each head's query group).
+#include <algorithm>
+
 #include "core/error.h"
 #include "kv/methods/methods.h"
-#include "kv/scoring.h"
 
 namespace kvsieve {
 namespace {
@@ -12,26 +13,26 @@ class TovaScorer final : public Scorer {
  public:
   bool per_query_head() const override { return false; }
   int64_t probe_window() const override { return 1; }
-  void score(const ScoreInputs& in, std::vector<std::vector<float>>& out) const override {
+  void score(const ScoreInputs& in, float* out) const override {
     check(in.window && in.window->n() > 0, "tova: no query was observed");
-    ProbeBlock last;
-    const int64_t width = in.geo.n_head * in.geo.head_dim, n = in.window->n();
-    last.q.assign(in.window->q.begin() + (n - 1) * width, in.window->q.end());
-    last.pos.push_back(in.window->pos.back());
-    std::vector<std::vector<float>> per_head;
-    probe_attention(last, in.cache, in.layer, in.geo.n_head, in.geo.head_dim, Reduce::kSum,
-                    per_head);
-    const int64_t S = in.cache.n_stored(), H = in.geo.n_head;
+    Backend& be = in.store.backend();
+    const int64_t S = in.store.n_stored(), H = in.geo.n_head;
+    DeviceArray<float> per_head(be, H * in.ld);
+    probe_scores(in, *in.window, in.window->n() - 1, 1, Reduce::kSum, per_head.data());
     bool same_rows = true;
-    const HeadView h0 = in.cache.head(in.layer, 0);
+    const auto p0 = in.store.positions(in.layer, 0);
     for (int64_t s = 1; s < S && same_rows; ++s) {
-      const HeadView hs = in.cache.head(in.layer, s);
-      same_rows = hs.n == h0.n && std::equal(hs.pos, hs.pos + hs.n, h0.pos);
+      const auto ps = in.store.positions(in.layer, s);
+      same_rows = std::equal(ps.begin(), ps.end(), p0.begin(), p0.end());
     }
-    std::vector<std::vector<float>> tmp;
-    reduce_groups(per_head, same_rows ? H : H / S, Reduce::kMean, tmp);
-    out.resize(size_t(S));
-    for (int64_t s = 0; s < S; ++s) out[size_t(s)] = tmp[same_rows ? 0 : size_t(s)];
+    const int64_t group = same_rows ? H : H / S, n_out = H / group;
+    std::vector<int64_t> rows(static_cast<size_t>(n_out));
+    for (int64_t g = 0; g < n_out; ++g) rows[size_t(g)] = in.store.rows(in.layer, g * group / (H / S));
+    DeviceArray<float> mean(be, n_out * in.ld);
+    be.reduce_groups(per_head.data(), mean.data(), n_out, group, in.ld, rows.data(), Reduce::kMean);
+    for (int64_t s = 0; s < S; ++s)
+      be.copy(out + s * in.ld, mean.data() + (same_rows ? 0 : s) * in.ld,
+              size_t(in.store.rows(in.layer, s)) * sizeof(float));
   }
 };
 

@@ -3,7 +3,6 @@
 // before its position). Rows inside the window score too; the policy protects them.
 #include "core/error.h"
 #include "kv/methods/methods.h"
-#include "kv/scoring.h"
 
 namespace kvsieve {
 namespace {
@@ -13,10 +12,10 @@ class WindowAttentionScorer final : public Scorer {
   explicit WindowAttentionScorer(int64_t w) : w_(w) {}
   bool per_query_head() const override { return true; }
   int64_t probe_window() const override { return w_; }
-  void score(const ScoreInputs& in, std::vector<std::vector<float>>& out) const override {
+  void score(const ScoreInputs& in, float* out) const override {
     check(in.window && in.window->n() > 0, "window attention: no queries were observed");
-    probe_attention(*in.window, in.cache, in.layer, in.geo.n_head, in.geo.head_dim,
-                    Reduce::kMean, out);
+    const int64_t n = std::min(w_, in.window->n());
+    probe_scores(in, *in.window, in.window->n() - n, n, Reduce::kMean, out);
   }
 
  private:

@@ -1,4 +1,4 @@
-#include "backend/cpu/rope.h"
+#include "core/rope.h"
 
 #include <cmath>
 #include <numbers>
@@ -71,10 +71,6 @@ RopeFreqs RopeFreqs::make(int64_t head_dim, float theta, const RopeScaling& s,
     }
   }
   return f;
-}
-
-RopeFreqs rope_freqs_for(const ModelConfig& cfg, const float* freq_factors) {
-  return RopeFreqs::make(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling, freq_factors);
 }
 
 void rope_cos_sin(const RopeFreqs& freqs, int64_t pos, float* cos_out, float* sin_out) {

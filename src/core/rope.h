@@ -1,6 +1,6 @@
 // Rotary position embeddings: the per-dimension frequencies (with the
 // scalings Llama models use) and the cos/sin of one position. The rotation
-// itself (apply_rope) is a SIMD kernel declared in ops.h.
+// itself is a device op (Backend::rope; on the CPU apply_rope of backend/cpu/ops.h).
 //
 // Numerics follow Hugging Face transformers, which our logits are checked
 // against at 1e-4: inv_freq is computed in f32 (theta^(-2i/d) rounded to f32,
@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "model/model_config.h"
+#include "core/rope_types.h"
 
 namespace kvsieve {
 
@@ -34,9 +34,6 @@ struct RopeFreqs {
   static RopeFreqs make(int64_t head_dim, float theta, const RopeScaling& scaling = {},
                         const float* freq_factors = nullptr);
 };
-
-// The frequencies of a model: head_dim, rope_theta and rope_scaling from cfg.
-RopeFreqs rope_freqs_for(const ModelConfig& cfg, const float* freq_factors = nullptr);
 
 // cos_out, sin_out [head_dim/2]: cos/sin of float(pos) * inv_freq[i].
 void rope_cos_sin(const RopeFreqs& freqs, int64_t pos, float* cos_out, float* sin_out);

@@ -1,4 +1,4 @@
-#include "kv/select.h"
+#include "core/select.h"
 
 #include <algorithm>
 #include <cmath>

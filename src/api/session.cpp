@@ -1,0 +1,185 @@
+// The public Session: a Context with its own backend, and the Compressor of
+// its eviction policy.
+#include <chrono>
+
+#include "api/engine_impl.h"
+#include "core/error.h"
+#include "engine/generate.h"
+#include "kv/kept_dump.h"
+#include "kv/kv_store.h"
+
+namespace kvsieve {
+
+struct Session::Impl {
+  std::shared_ptr<const Engine> engine;  // kept alive as long as the session
+  SessionOptions opts;
+  std::unique_ptr<Backend> be;
+  std::unique_ptr<Context> ctx;
+  std::unique_ptr<Compressor> comp;  // null when the policy keeps everything
+  bool compressed = false;
+
+  CutReport cut(int32_t first, int64_t headroom) {
+    CutReport out;
+    out.granularity = granularity_name(opts.eviction.granularity);
+    out.budget = opts.eviction.budget.describe();
+    out.method = comp ? comp->evictor().policy().spec : "full";
+    if (!comp) {
+      out.kv_bytes_before = out.kv_bytes_after = out.peak_kv_bytes = ctx->store().kv_bytes();
+      out.rows_before = ctx->store().max_rows();
+      out.mean_kept = double(out.rows_before);
+      return out;
+    }
+    check(!compressed, "the session's cache was already cut after its prompt");
+    check(ctx->n_past() > 0, "nothing to cut: prefill a prompt first");
+    if (comp->needs_first_token() && first < 0)
+      first = Sampler::argmax(ctx->logits().data(), int64_t(ctx->logits().size()));
+    const EvictionReport r = comp->compress(*ctx, first, headroom);
+    compressed = true;
+    out.rows_before = r.n_rows_before;
+    out.mean_kept = r.kept.size() ? double(r.kept.total()) / double(r.kept.size()) : 0.0;
+    out.kv_bytes_before = r.kv_bytes_before;
+    out.kv_bytes_after = r.kv_bytes_after;
+    out.peak_kv_bytes = r.peak_kv_bytes;
+    out.seconds = r.seconds;
+    out.probe_seconds = r.probe_seconds;
+    out.kept_json = kept_to_json(comp->evictor(), r);
+    return out;
+  }
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::~Session() = default;
+
+std::unique_ptr<Session> Engine::new_session(const SessionOptions& o) const {
+  const Model& m = impl_->need_model();
+  check(o.batch > 0 && o.batch <= (int64_t(1) << 16), "batch must be in [1, 65536], got {}", o.batch);
+  check(o.threads >= 0 && o.threads <= 1024, "threads must be in [0, 1024], got {}", o.threads);
+  check_eviction(o.eviction);
+  auto impl = std::make_unique<Session::Impl>();
+  impl->engine = shared_from_this();
+  impl->opts = o;
+  impl->be = impl_->make_backend(o.threads);
+  impl->ctx = std::make_unique<Context>(m, *impl->be, kv_type_from_name(o.kv_type));
+  if (method_cuts(o.eviction.spec, o.eviction.preset)) {
+    impl->comp = std::make_unique<Compressor>(o.eviction, m);
+    impl->ctx->record(impl->comp->record_spec());
+  }
+  return std::unique_ptr<Session>(new Session(std::move(impl)));
+}
+
+const SessionOptions& Session::options() const { return impl_->opts; }
+
+const std::vector<float>& Session::prefill(const std::vector<int32_t>& ids, std::vector<float>* all) {
+  return impl_->ctx->prefill(ids, impl_->opts.batch, all);
+}
+
+const std::vector<float>& Session::decode(int32_t id) {
+  const std::vector<float>& l = impl_->ctx->decode(id);
+  if (impl_->comp && impl_->compressed) impl_->comp->after_decode(*impl_->ctx);
+  return l;
+}
+
+const std::vector<float>& Session::logits() const { return impl_->ctx->logits(); }
+
+CutReport Session::compress(int32_t first_token) { return impl_->cut(first_token, 0); }
+
+bool Session::cuts() const { return impl_->comp != nullptr; }
+
+std::vector<int32_t> Session::generate(const GenerateOptions& g, const TokenCallback& on_token,
+                                       GenerateStats* stats) {
+  using clock = std::chrono::steady_clock;
+  Context& ctx = *impl_->ctx;
+  check(ctx.n_past() > 0 && !ctx.logits().empty(), "generate: prefill a prompt first");
+  check(g.max_tokens >= 0, "max_tokens must not be negative");
+  Sampler sampler({g.temperature, g.top_k, g.top_p, g.seed});
+  DecodeParams dp;
+  dp.max_tokens = g.max_tokens;
+  dp.sampler = &sampler;
+  dp.stop_at_eog = g.stop_at_eog;
+  GenerateStats st;
+  const auto t0 = clock::now();
+  const std::vector<float> logits = ctx.logits();
+  const std::vector<int32_t> out = decode_tokens(
+      ctx, logits, dp, on_token,
+      [&] {
+        if (impl_->comp && impl_->compressed && impl_->comp->after_decode(ctx)) ++st.n_recuts;
+      },
+      &st.n_decode_steps);
+  st.decode_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  st.n_generated = int64_t(out.size());
+  st.kv_bytes = ctx.store().kv_bytes();
+  if (stats) *stats = st;
+  return out;
+}
+
+std::vector<int32_t> Session::generate(const std::vector<int32_t>& prompt,
+                                       const std::vector<int32_t>& question,
+                                       const GenerateOptions& g, const TokenCallback& on_token,
+                                       GenerateStats* stats,
+                                       const std::function<void(const CutReport&)>& on_cut) {
+  using clock = std::chrono::steady_clock;
+  Impl& s = *impl_;
+  Context& ctx = *s.ctx;
+  check(!prompt.empty(), "generate: empty prompt");
+  check(g.max_tokens >= 0, "max_tokens must not be negative");
+  Sampler sampler({g.temperature, g.top_k, g.top_p, g.seed});
+  GenerateStats st;
+  st.n_prompt = int64_t(prompt.size());
+  auto t0 = clock::now();
+  const std::vector<float>* logits = &ctx.prefill(prompt, s.opts.batch);
+  auto t1 = clock::now();
+  st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  // A token chosen before the cut (LAQ decodes ahead from it) is the first
+  // one generated, unless a question is read after the cut.
+  int32_t first = -1;
+  if (s.comp) {
+    if (s.comp->needs_first_token()) first = sampler.sample(logits->data(), int64_t(logits->size()));
+    st.cut = s.cut(first, int64_t(question.size()) + g.max_tokens);
+    st.evicted = true;
+    if (on_cut) on_cut(st.cut);
+    t1 = clock::now();  // decode time starts after the cut
+  }
+  if (!question.empty()) {
+    first = -1;
+    const auto tq = clock::now();
+    logits = &ctx.prefill(question, s.opts.batch);
+    st.n_question = int64_t(question.size());
+    t1 = clock::now();
+    st.prefill_seconds += std::chrono::duration<double>(t1 - tq).count();
+  }
+  DecodeParams dp;
+  dp.max_tokens = g.max_tokens;
+  dp.sampler = &sampler;
+  dp.stop_at_eog = g.stop_at_eog;
+  dp.first = first;
+  const std::vector<float> start = *logits;
+  const std::vector<int32_t> out = decode_tokens(
+      ctx, start, dp, on_token,
+      [&] {
+        if (s.comp && s.comp->after_decode(ctx)) ++st.n_recuts;
+      },
+      &st.n_decode_steps);
+  st.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  st.n_generated = int64_t(out.size());
+  st.kv_bytes = ctx.store().kv_bytes();
+  if (stats) *stats = st;
+  return out;
+}
+
+int32_t Session::n_past() const { return impl_->ctx->n_past(); }
+size_t Session::kv_bytes() const { return impl_->ctx->store().kv_bytes(); }
+
+size_t Session::kv_bytes_full() const {
+  const ModelInfo& i = impl_->engine->info();
+  return size_t(impl_->ctx->n_past()) *
+         i.kv_bytes_per_token(dtype_row_bytes(impl_->ctx->store().type(), 1));
+}
+
+void Session::reset() {
+  impl_->ctx->reset();
+  impl_->compressed = false;
+  if (impl_->comp) impl_->comp = std::make_unique<Compressor>(impl_->opts.eviction, impl_->ctx->model());
+  if (impl_->comp) impl_->ctx->record(impl_->comp->record_spec());
+}
+
+}  // namespace kvsieve

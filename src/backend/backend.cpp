@@ -1,0 +1,29 @@
+#include "backend/backend.h"
+
+#include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_device.h"
+#include "core/error.h"
+
+namespace kvsieve {
+
+const char* device_name(DeviceKind d) { return d == DeviceKind::kCuda ? "cuda" : "cpu"; }
+
+DeviceKind device_from_name(std::string_view name) {
+  if (name == "cpu") return DeviceKind::kCpu;
+  if (name == "cuda") return DeviceKind::kCuda;
+  if (name == "auto") return cuda_available() ? DeviceKind::kCuda : DeviceKind::kCpu;
+  fail("unknown device '{}' (cpu, cuda, auto)", name);
+}
+
+bool cuda_available() { return cuda_device_present(); }
+
+std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads) {
+  if (kind == DeviceKind::kCuda) return make_cuda_backend();
+  return std::make_unique<CpuBackend>(threads);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(ThreadPool& pool) {
+  return std::make_unique<CpuBackend>(pool);
+}
+
+}  // namespace kvsieve
