@@ -93,5 +93,55 @@ TEST(CliRun, QuestionAfterTheCutOrInsideIt) {
       << kept_b.substr(0, 300);
 }
 
+// The cut falls where the context ends whatever whitespace the context and
+// the question carry, in plain and chat prompts; an empty context is no
+// error (there is nothing to cut).
+TEST(CliRun, QuestionWithWhitespaceAndAnEmptyContext) {
+  KVSIEVE_REQUIRE_SHARED("stories260K/stories260K.bin");
+  testing::TempDir d;
+  const std::string src = testing::shared_data() + "/stories260K";
+  const std::string model = "-m " + q(src + "/stories260K.bin") + " --tokenizer " + q(src + "/tok512.bin");
+  auto tok = Tokenizer::create(load_vocab_file(src + "/tok512.bin"));
+  const std::string context = "  Once upon a time, Lily played in the park. Where did the ball go? It "
+                              "rolled away.  \n";
+  const std::string question = "\n  Where did the ball go?  ";
+  for (const std::string chat : {"", "llama2", "mistral"}) {
+    const std::string dump = d.file("kept.json");
+    auto r = testing::run_kvsieve("run " + model + " -p " + q(context) + " --question " + q(question) +
+                                  (chat.empty() ? "" : " --chat-template " + chat) +
+                                  " -n 2 --kv snapkv:window=4 --kv-budget 12 --dump-kept " + q(dump));
+    ASSERT_EQ(r.exit_code, 0) << chat << ": " << r.err;
+    // The whole text, tokenized as one, is the prompt; the cut saw the tokens
+    // up to the end of the context (the context's own text ends with "away.").
+    std::string whole = context + question, ctx_text = context;
+    if (!chat.empty()) {
+      const ChatSplit c = format_chat_split(chat_format_from_name(chat), "", context, question);
+      whole = c.context + c.question;
+      ctx_text = c.context;
+    }
+    ASSERT_NE(ctx_text.find("away."), std::string::npos);
+    EXPECT_EQ(ctx_text.find("ball go?", ctx_text.find("away.")), std::string::npos) << chat;
+    const auto all = tok->encode(whole, true);
+    EXPECT_EQ(reported_prompt_tokens(r.err), int64_t(all.size())) << chat << ": " << r.err;
+    const auto ctx_ids = tok->encode(ctx_text, true);
+    const std::string kept = testing::read_file(dump);
+    const std::regex pt("\"prompt_tokens\":([0-9]+)");
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(kept, m, pt)) << kept.substr(0, 200);
+    const int64_t cut_at = std::stoll(m[1]);
+    // The cut covers the context's tokens (the last one may merge with the
+    // whitespace that follows it, never with the question's words).
+    EXPECT_GE(cut_at, int64_t(ctx_ids.size()) - 1) << chat;
+    EXPECT_LE(cut_at, int64_t(ctx_ids.size()) + 1) << chat;
+    EXPECT_LT(cut_at + 4, int64_t(all.size())) << chat << ": the question must come after the cut";
+  }
+  for (const std::string chat : {"", " --chat-template llama2"}) {
+    auto r = testing::run_kvsieve("run " + model + " -p '' --question " + q(question) + chat +
+                                  " -n 2 --kv snapkv:window=4 --kv-budget 12");
+    EXPECT_EQ(r.exit_code, 0) << chat << ": " << r.err;
+    EXPECT_NE(r.err.find("nothing to cut"), std::string::npos) << chat << ": " << r.err;
+  }
+}
+
 }  // namespace
 }  // namespace kvsieve

@@ -165,7 +165,7 @@ TEST(EvalRunner, EveryMethodEndToEndOnStories260KAndResume) {
   std::istringstream lines(read_file(c.out_path));
   int64_t n_lines = 0;
   while (std::getline(lines, line)) {
-    EXPECT_NO_THROW((void)nlohmann::json::parse(line)) << line.substr(0, 120);
+    EXPECT_TRUE(nlohmann::json::accept(line)) << line.substr(0, 120);
     ++n_lines;
   }
   EXPECT_EQ(n_lines, 6 * per_prompt);

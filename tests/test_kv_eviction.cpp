@@ -213,6 +213,30 @@ TEST(KvCacheRetain, BadKeepSetsLeaveTheCacheUnchanged) {
   EXPECT_EQ(c.kv_bytes(), bytes - 3 * 4 * 2 * sizeof(float));
 }
 
+// Attention reads the rows a query may see as a prefix, so every appended
+// batch must be sorted and after what the layer holds: anything else is
+// refused before the store changes.
+TEST(KvStoreAppend, RejectsUnsortedOrRepeatedPositions) {
+  CpuBackend be(1);
+  KvStore c(be, {1, 2, 4, 1});
+  std::vector<float> k(3 * 2 * 4, 1.0f), v(3 * 2 * 4, 2.0f);
+  const std::vector<int32_t> first = {0, 1, 5};
+  c.append(0, k.data(), v.data(), first.data(), 3);
+  const KeepSets before = c.positions();
+  for (const std::vector<int32_t>& bad : std::vector<std::vector<int32_t>>{
+           {6, 9, 8},    // not increasing inside the batch
+           {7, 7, 8},    // repeated inside the batch
+           {5, 6, 7},    // 5 is held already
+           {2, 6, 7}}) {  // before the last held position
+    EXPECT_THROW(c.append(0, k.data(), v.data(), bad.data(), 3), Error)
+        << ::testing::PrintToString(bad);
+    EXPECT_EQ(keep_lists(c.positions()), keep_lists(before));
+  }
+  const std::vector<int32_t> next = {6, 9, 12};
+  c.append(0, k.data(), v.data(), next.data(), 3);
+  EXPECT_EQ(keep_lists(c.positions())[1], (std::vector<int32_t>{0, 1, 5, 6, 9, 12}));
+}
+
 TEST(KvBudgets, PyramidSchedulesOfBothLibraries) {
   // kvpress PyramidKVPress (window 64, beta 20, 32 layers).
   auto kvpress = layer_keep(Budget{0, 0.5}, Allocation::kPyramid, 1000, 32, 64, 20);

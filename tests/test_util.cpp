@@ -31,10 +31,12 @@ void write_file(const std::string& path, const std::string& bytes) {
   f << bytes;
 }
 
-CommandResult run_kvsieve(const std::string& args) {
+CommandResult run_kvsieve(const std::string& args) { return run_program(kvsieve_binary(), args); }
+
+CommandResult run_program(const std::string& program, const std::string& args) {
   TempDir d;
   const std::string out = d.file("out"), err = d.file("err");
-  const std::string cmd = kvsieve_binary() + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const std::string cmd = program + " " + args + " >" + out + " 2>" + err + " </dev/null";
   const int rc = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);

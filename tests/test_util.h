@@ -44,6 +44,8 @@ struct CommandResult {
 };
 // Runs the kvsieve binary with the given argument string (shell-quoted by the caller).
 CommandResult run_kvsieve(const std::string& args);
+// Runs another program the same way (e.g. an example of examples/).
+CommandResult run_program(const std::string& program, const std::string& args);
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);

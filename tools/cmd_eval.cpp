@@ -13,7 +13,7 @@ namespace {
 
 struct EvalOptions {
   ModelOptions mo;
-  std::string tasks = "niah", lengths = "1024", budgets, ratios, depths, granularity = "kv-head";
+  std::string tasks = "niah", lengths = "1024", budgets, ratios, depths, granularity;
   std::vector<std::string> kv;
   EvalConfig cfg;
   bool no_progress = false;
@@ -35,7 +35,7 @@ int run(EvalOptions& o) {
   for (int64_t b : c.budgets) check(b > 0, "--budgets must be positive");
   for (const auto& k : o.kv)
     for (const auto& spec : split(k, " ")) c.methods.push_back(spec);
-  c.granularity = granularity_from_name(o.granularity);
+  c.granularity = granularity_for(o.granularity, c.preset);
   c.progress = !o.no_progress;
   check(!o.mo.model.empty(), "--model is required");
   c.threads = o.mo.threads;
@@ -96,8 +96,9 @@ KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("--ratios", o->ratios, "Fractions of the prompt removed, comma-separated");
   sub->add_option("--kv-preset", o->cfg.preset, "kvpress or kvcache-factory defaults")
       ->check(CLI::IsMember({"kvpress", "kvcache-factory"}));
-  sub->add_option("--kv-granularity", o->granularity, "kv-head or query-head")
-      ->capture_default_str()
+  sub->add_option("--kv-granularity", o->granularity,
+                  "kv-head or query-head; default kv-head, query-head with --kv-preset "
+                  "kvcache-factory (as `kvsieve run`)")
       ->check(CLI::IsMember({"kv-head", "query-head"}));
   sub->add_flag("--query-agnostic", o->cfg.query_agnostic,
                 "Cut the context before the question is read (default: question inside the cut)");

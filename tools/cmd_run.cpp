@@ -37,9 +37,7 @@ EvictionConfig eviction_config(const RunOptions& o) {
   c.budget.tokens = o.kv_budget;
   c.budget.ratio = o.kv_ratio;
   c.decode_every = o.decode_every;
-  std::string g = o.granularity;
-  if (g.empty()) g = o.kv_preset == "kvcache-factory" ? "query-head" : "kv-head";
-  c.granularity = granularity_from_name(g);
+  c.granularity = granularity_for(o.granularity, o.kv_preset);
   return c;
 }
 
@@ -72,6 +70,9 @@ int run(const RunOptions& o) {
     std::string context = prompt_text(o.prompt, o.file);
     std::string q = o.question_file.empty() ? o.question : prompt_text("", o.question_file);
     check_utf8(q, "question");
+    // Nothing before the question: the cut has nothing of the user's to judge.
+    if (cuts && context.empty() && !q.empty() && !o.query_aware)
+      std::fprintf(stderr, "kvsieve: the context is empty: nothing to cut\n");
     // Query-aware: the question is part of what gets compressed. Otherwise
     // the context is cut first and the question read after (kvpress).
     if (o.query_aware) {
@@ -91,11 +92,7 @@ int run(const RunOptions& o) {
     const PromptTokens ids = engine->split_prompt(context, tail, !o.no_bos);
     prompt = ids.context;
     question = ids.question;
-    if (prompt.empty() && !question.empty()) {
-      // Nothing before the question: nothing to cut; the question is the prompt.
-      if (cuts) std::fprintf(stderr, "kvsieve: the context is empty: nothing to cut\n");
-      prompt.swap(question);
-    }
+    if (prompt.empty() && !question.empty()) prompt.swap(question);  // no BOS, no template
     if (prompt.empty()) {
       check(engine->bos() >= 0, "empty prompt and the vocabulary has no BOS token to start from");
       prompt.push_back(engine->bos());

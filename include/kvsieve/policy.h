@@ -29,6 +29,10 @@ enum class Granularity {
 };
 Granularity granularity_from_name(const std::string& s);  // "kv-head", "query-head"
 const char* granularity_name(Granularity g);
+// The granularity a command uses: `name` when given, else the preset's
+// library's own (query-head for kvcache-factory, kv-head otherwise), so the
+// same flags keep the same sets in `run`, `eval` and `judgeq-overlap`.
+Granularity granularity_for(const std::string& name, const std::string& preset);
 
 struct EvictionConfig {
   std::string spec = "full";  // method spec; "full" keeps everything

@@ -4,6 +4,7 @@
 // a prompt longer than the length keeps its first and last length/2 tokens.
 #include <filesystem>
 #include <map>
+#include <mutex>
 
 #include <nlohmann/json.hpp>
 
@@ -23,9 +24,12 @@ const json& longbench() {
   return j;
 }
 
-// The lines of <dir>/<dataset>.jsonl, read once.
+// The lines of <dir>/<dataset>.jsonl, read once per process (evals may run
+// from several threads; map entries never move once inserted).
 const std::vector<json>& dataset_lines(const std::string& dir, const std::string& name) {
+  static std::mutex mu;
   static std::map<std::string, std::vector<json>> cache;
+  std::lock_guard<std::mutex> lock(mu);
   const std::string path = (std::filesystem::path(dir) / (name + ".jsonl")).string();
   auto it = cache.find(path);
   if (it != cache.end()) return it->second;

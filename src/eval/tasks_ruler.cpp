@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <numbers>
 #include <set>
 #include <sstream>
@@ -100,8 +101,11 @@ struct Built {
 };
 
 // The essays: files sorted by name, joined by spaces, split into words.
+// Read once per process, under a lock (map entries never move once inserted).
 const std::vector<std::string>& essay_words(const std::string& path) {
+  static std::mutex mu;
   static std::map<std::string, std::vector<std::string>> cache;
+  std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(path);
   if (it != cache.end()) return it->second;
   check(!path.empty(),

@@ -14,6 +14,9 @@ std::string Budget::describe() const {
 
 void validate(const Budget& b) {
   check(b.tokens >= 0, "the KV budget must be at least 1 token, got {}", b.tokens);
+  check(b.tokens > 0 || b.ratio != 0,
+        "a KV method needs a budget: tokens kept per head (--kv-budget) or a ratio of the "
+        "prompt removed (--kv-ratio)");
   if (b.tokens == 0)
     check(b.ratio > 0 && b.ratio < 1, "the KV ratio (fraction removed) must be in (0, 1), got {}",
           b.ratio);

@@ -15,6 +15,11 @@ Granularity granularity_from_name(const std::string& s) {
   fail("unknown KV granularity '{}' (kv-head, query-head)", s);
 }
 
+Granularity granularity_for(const std::string& name, const std::string& preset) {
+  if (!name.empty()) return granularity_from_name(name);
+  return preset == "kvcache-factory" ? Granularity::kQueryHead : Granularity::kKvHead;
+}
+
 const char* granularity_name(Granularity g) {
   return g == Granularity::kKvHead ? "kv-head" : "query-head";
 }
