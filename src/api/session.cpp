@@ -1,5 +1,6 @@
 // The public Session: a Context with its own backend, and the Compressor of
 // its eviction policy.
+#include <algorithm>
 #include <chrono>
 
 #include "api/engine_impl.h"
@@ -125,6 +126,12 @@ std::vector<int32_t> Session::generate(const std::vector<int32_t>& prompt,
   Sampler sampler({g.temperature, g.top_k, g.top_p, g.seed});
   GenerateStats st;
   st.n_prompt = int64_t(prompt.size());
+  // Without a cut the cache holds everything to the end: room for it now
+  // (for at most 1024 new tokens: max_tokens is a limit, not a forecast), so
+  // that decoding rarely grows (copies) it. A cut makes its own room.
+  if (!s.comp)
+    ctx.reserve(ctx.store().max_rows() + int64_t(prompt.size() + question.size()) +
+                std::min<int64_t>(g.max_tokens, 1024));
   auto t0 = clock::now();
   const std::vector<float>* logits = &ctx.prefill(prompt, s.opts.batch);
   auto t1 = clock::now();

@@ -47,6 +47,9 @@ class Context {
   // The logits the last prefill or decode returned.
   const std::vector<float>& logits() const { return logits_; }
 
+  // Makes room for `rows` rows per head in the store (e.g. prompt, question
+  // and answer before the prompt is run), so that growing never copies it.
+  void reserve(int64_t rows) { store_.reserve(rows); }
   // Drops every row at position >= pos and goes on from there.
   void erase_from(int32_t pos);
   // Continues from another store (e.g. a cut written from a shared prefill).

@@ -273,7 +273,12 @@ EvalTotals run_eval(const Model& m, Backend& be, const EvalConfig& cfg) {
             comps[size_t(x->method_index)] = std::make_unique<Compressor>(x->cfg, m);
             record |= comps[size_t(x->method_index)]->record_spec();
           }
+        // Room each cut keeps for what follows it: the question, the answer
+        // (or the fidelity continuation). The full cache reserves it too, so
+        // that its own answer never grows (copies) the shared prefill.
+        const int64_t headroom = int64_t(tail.size() + cont.size()) + s.max_new_tokens;
         Context base(m, be, kv_type);
+        base.reserve(int64_t(prefix.size()) + headroom);
         base.record(record);
         auto t0 = clock_type::now();
         const std::vector<float> last = base.prefill(prefix, cfg.n_batch);
@@ -284,9 +289,6 @@ EvalTotals run_eval(const Model& m, Backend& be, const EvalConfig& cfg) {
         const int32_t n0 = base.n_past();
         const size_t kv_full = base.store().kv_bytes();
         tot.max_full_kv_bytes = std::max(tot.max_full_kv_bytes, kv_full);
-        // Room each cut keeps for what follows it: the question, the answer
-        // (or the fidelity continuation).
-        const int64_t headroom = int64_t(tail.size() + cont.size()) + s.max_new_tokens;
 
         // The continuation's distributions, teacher-forced; the context goes
         // back to the prompt afterwards.

@@ -32,18 +32,8 @@ void convert_model(const ConvertOptions& o, const std::function<void(const std::
         "convert: the output '{}' is the input model", o.out);
   check(!fs::is_directory(o.out, ec), "convert: the output '{}' is a folder", o.out);
 
-  ModelSource m;
-  if (!o.llama2c.empty()) {
-    m = open_llama2c(o.llama2c, o.tokenizer);
-  } else {
-    m = open_model(o.model);
-    if (!o.tokenizer.empty()) {
-      if (m.format == "llama2c")
-        m = open_llama2c(o.model, o.tokenizer);
-      else
-        m.vocab = load_vocab_file(o.tokenizer);
-    }
-  }
+  ModelSource m = o.llama2c.empty() ? open_model_with_tokenizer(o.model, o.tokenizer)
+                                    : open_llama2c(o.llama2c, o.tokenizer);
   if (!o.name.empty()) m.config.name = o.name;
   if (!m.vocab) say(fmt::format("warning: '{}' has no tokenizer; the GGUF will have none", in));
   say(fmt::format("converting {} ({}, {}, {} tensors) -> {}{}", in, m.format, m.config.arch,

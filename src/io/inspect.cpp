@@ -12,7 +12,6 @@
 #include "io/model_source.h"
 #include "kvsieve/judgeq.h"
 #include "kvsieve/model_files.h"
-#include "tokenizer/vocab_loaders.h"
 
 namespace kvsieve {
 namespace {
@@ -125,18 +124,7 @@ std::string describe_model_file(const InspectOptions& o) {
     print_soft_tokens(read_soft_tokens(o.model), out);
     return out;
   }
-  ModelSource m;
-  if (o.llama2c) {
-    m = open_llama2c(o.model, o.tokenizer);
-  } else {
-    m = open_model(o.model);
-    if (!o.tokenizer.empty()) {
-      if (m.format == "llama2c")
-        m = open_llama2c(o.model, o.tokenizer);
-      else
-        m.vocab = load_vocab_file(o.tokenizer);
-    }
-  }
+  const ModelSource m = open_model_with_tokenizer(o.model, o.tokenizer, o.llama2c);
   print_model(m, o.all_tensors, out);
   return out;
 }

@@ -150,4 +150,14 @@ ModelSource open_model(const std::string& path) {
        "or a llama2.c .bin checkpoint)", path);
 }
 
+ModelSource open_model_with_tokenizer(const std::string& path, const std::string& tokenizer,
+                                      bool llama2c) {
+  if (llama2c) return open_llama2c(path, tokenizer);
+  ModelSource m = open_model(path);
+  if (tokenizer.empty()) return m;
+  if (m.format == "llama2c") return open_llama2c(path, tokenizer);
+  m.vocab = load_vocab_file(tokenizer);
+  return m;
+}
+
 }  // namespace kvsieve

@@ -58,6 +58,12 @@ struct ModelSource {
 // dtype. Throws Error naming the path and the problem.
 ModelSource open_model(const std::string& path);
 
+// open_model, or open_llama2c when `llama2c`, with the vocabulary of
+// `tokenizer` (a tokenizer file; for a llama2.c checkpoint its tokenizer.bin)
+// instead of the model's own when it is not empty.
+ModelSource open_model_with_tokenizer(const std::string& path, const std::string& tokenizer,
+                                      bool llama2c = false);
+
 // The three formats one by one (open_model picks among them).
 ModelSource open_gguf_model(const std::string& path);
 // A folder with config.json, model.safetensors or model.safetensors.index.json

@@ -103,7 +103,10 @@ void KvStore::append(int64_t layer, const float* k, const float* v, const int32_
           r ? L.pos[size_t(s * L.cap + r - 1)] : -1);
     most = std::max(most, r);
   }
-  if (most + n > L.cap) grow(L, std::max(most + n, 2 * L.cap));
+  // Geometric growth keeps appends amortised O(1); a factor of 1.25 rather
+  // than 2 because the whole cache is the memory that matters here (a few
+  // decoded tokens after a long prompt must not double it).
+  if (most + n > L.cap) grow(L, std::max(most + n, L.cap + std::max<int64_t>(L.cap / 4, 64)));
   be_->kv_append(this->layer(layer), k, v, n, geo_.n_head_kv);
   for (int64_t s = 0; s < S; ++s) {
     int64_t& r = L.rows[size_t(s)];
