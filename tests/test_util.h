@@ -14,8 +14,16 @@ inline std::string shared_data() {
   if (const char* e = std::getenv("KVSIEVE_SHARED_DATA")) return e;
   return KVSIEVE_SHARED_DATA;
 }
-inline std::string fixtures() { return KVSIEVE_FIXTURES; }
-inline std::string kvsieve_binary() { return KVSIEVE_BINARY; }
+// The build's paths, or $KVSIEVE_FIXTURES / $KVSIEVE_BINARY (the test binary
+// run from another checkout, e.g. on a GPU machine).
+inline std::string fixtures() {
+  if (const char* e = std::getenv("KVSIEVE_FIXTURES")) return e;
+  return KVSIEVE_FIXTURES;
+}
+inline std::string kvsieve_binary() {
+  if (const char* e = std::getenv("KVSIEVE_BINARY")) return e;
+  return KVSIEVE_BINARY;
+}
 
 // Skips the current test with a message when a shared data file is missing.
 #define KVSIEVE_REQUIRE_SHARED(relpath)                                                   \

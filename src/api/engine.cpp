@@ -42,7 +42,9 @@ std::string version() { return "kvsieve 0.1.0"; }
 
 std::string build_info() {
   return fmt::format("cpu kernels: {}\ncuda: {}", cpu_kernel_target(),
-                     cuda_available() ? "available" : "not available (built without CUDA)");
+                     cuda_available() ? "available"
+                     : cuda_built_in() ? "built in, but no usable GPU was found"
+                                       : "not available (built without CUDA)");
 }
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -16,6 +16,8 @@ DeviceKind device_from_name(std::string_view name) {
 }
 
 bool cuda_available() { return cuda_device_present(); }
+bool cuda_built_in() { return cuda_built(); }
+void forget_device_weights(const void* host) { cuda_forget_weights(host); }
 
 std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads) {
   if (kind == DeviceKind::kCuda) return make_cuda_backend();

@@ -35,6 +35,14 @@ const char* device_name(DeviceKind d);  // "cpu", "cuda"
 DeviceKind device_from_name(std::string_view name);
 // Whether this build has the CUDA device and it found a GPU.
 bool cuda_available();
+// Whether this build has the CUDA device compiled in (a GPU or not).
+bool cuda_built_in();
+// Devices keep their own copies of a model's weights, made on first use and
+// found again by host address (ops take weights as host TensorViews and
+// pointers). Whoever frees host memory that held weights calls this first
+// (Model's destructor does), so that a later weight at the same address is
+// not mistaken for it. A no-op without a device that copies.
+void forget_device_weights(const void* host);
 
 // How several rows of scores become one (over probes, over a query group).
 enum class Reduce { kSum, kMean, kMax };

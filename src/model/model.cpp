@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "backend/backend.h"
 #include "core/error.h"
 #include "model/weight_list.h"
 
@@ -9,6 +10,21 @@ namespace kvsieve {
 
 std::unique_ptr<Model> Model::load(const std::string& path) {
   return std::make_unique<Model>(open_model(path));
+}
+
+Model::~Model() {
+  auto forget = [](const void* p) {
+    if (p) forget_device_weights(p);
+  };
+  forget(w_.tok_embd ? w_.tok_embd->data : nullptr);
+  forget(w_.output ? w_.output->data : nullptr);
+  forget(w_.output_norm);
+  forget(w_.rope_freqs);
+  for (const LayerWeights& l : w_.layers) {
+    for (const TensorView* t : {l.wq, l.wk, l.wv, l.wo, l.w_gate, l.w_up, l.w_down})
+      forget(t ? t->data : nullptr);
+    for (const float* v : {l.attn_norm, l.ffn_norm, l.bq, l.bk, l.bv}) forget(v);
+  }
 }
 
 Model::Model(ModelSource src) : src_(std::move(src)) {

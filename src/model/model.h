@@ -44,6 +44,8 @@ class Model {
   static std::unique_ptr<Model> load(const std::string& path);
   // Takes an already opened source (e.g. a llama2.c checkpoint with its tokenizer).
   explicit Model(ModelSource src);
+  // Frees the devices' copies of the weights (backend.h: forget_device_weights).
+  ~Model();
 
   const ModelConfig& config() const { return src_.config; }
   const ModelWeights& weights() const { return w_; }

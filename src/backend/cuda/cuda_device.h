@@ -9,6 +9,10 @@
 
 namespace kvsieve {
 
+// Whether this build has the CUDA device compiled in.
+bool cuda_built();
+// Frees the device copies of the weight at host (backend.h).
+void cuda_forget_weights(const void* host);
 // Whether this build has CUDA and a GPU answered.
 bool cuda_device_present();
 // A backend on GPU 0 (a stream of its own). Throws Error when CUDA was not

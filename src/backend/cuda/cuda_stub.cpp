@@ -4,6 +4,8 @@
 
 namespace kvsieve {
 
+bool cuda_built() { return false; }
+void cuda_forget_weights(const void*) {}
 bool cuda_device_present() { return false; }
 
 std::unique_ptr<Backend> make_cuda_backend() {

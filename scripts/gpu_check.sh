@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the CUDA device's tests on a GPU machine from binaries built elsewhere
+# (scripts/gpu_pack.sh packs them with the libraries they need that such a
+# machine may lack, and stories260K). Prints the device, runs every test whose
+# name has "Cuda", then a compute-sanitizer memcheck of a short subset.
+#   scripts/gpu_check.sh [PACK.tar.xz] [gtest filter]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PACK=${1:-.devpack/pack.tar.xz}
+FILTER=${2:-*Cuda*}
+W=$(mktemp -d)
+tar -C "$W" -xJf "$PACK" || exit 1
+export LD_LIBRARY_PATH="$W/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+for d in $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cublas", "lib") for p in nvidia.__path__))' 2>/dev/null); do
+  LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+done
+export KVSIEVE_FIXTURES="$PWD/tests/fixtures" KVSIEVE_BINARY="$W/bin/kvsieve" KVSIEVE_SHARED_DATA="$W/data"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+"$W/bin/kvsieve" version
+"$W/bin/kvsieve_tests" --gtest_filter="$FILTER" --gtest_brief=0 2>&1 | grep -v "^\[       OK \]\|^\[ RUN      \]"
+rc=${PIPESTATUS[0]}
+if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
+    "$W/bin/kvsieve_tests" --gtest_filter='Cuda.*:*llama3_f32*Cuda*:*Cuda*llama3_f32*' 2>&1 | tail -15
+  echo "memcheck exit: ${PIPESTATUS[0]}"
+fi
+exit "$rc"

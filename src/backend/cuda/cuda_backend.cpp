@@ -1,0 +1,424 @@
+// The CUDA device: one backend is one stream on GPU 0, with its own cuBLAS
+// handle, stream-ordered allocations and a staging buffer for the small host
+// arrays ops take (positions, row counts, offsets). Weights are read from
+// their device copies (cuda_weights.h). Kernels are in cuda_*.cu.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_kernels.h"
+#include "backend/cuda/cuda_weights.h"
+#include "core/error.h"
+#include "core/select.h"
+
+namespace kvsieve {
+namespace {
+
+void cuda_check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess)
+    fail("CUDA: {} failed: {} ({})", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+void cublas_check(cublasStatus_t st, const char* what) {
+  if (st != CUBLAS_STATUS_SUCCESS) fail("cuBLAS: {} failed (status {})", what, int(st));
+}
+
+int reduce_code(Reduce r) { return r == Reduce::kSum ? 0 : r == Reduce::kMean ? 1 : 2; }
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() {
+    cuda_check(cudaSetDevice(0), "cudaSetDevice");
+    cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    cublas_check(cublasCreate(&blas_), "cublasCreate");
+    cublas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
+    // f32 products stay f32 (no TF32): logits are checked against the CPU at 1e-4.
+    cublas_check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+    for (auto* a : {&scratch_, &dequant_}) a->bind(*this);
+    stage_.bind(*this);
+  }
+  ~CudaBackend() override {
+    for (auto* a : {&scratch_, &dequant_}) a->resize(0);
+    stage_.resize(0);
+    cudaStreamSynchronize(stream_);
+    for (auto& [p, bytes] : sizes_) cudaFree(p);  // what the backend's users did not release
+    sizes_.clear();
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+
+  DeviceKind kind() const override { return DeviceKind::kCuda; }
+  std::string describe() const override {
+    cudaDeviceProp prop{};
+    cudaGetDeviceProperties(&prop, 0);
+    return fmt::format("cuda ({}, {:.0f} GiB)", prop.name, double(prop.totalGlobalMem) / (1 << 30));
+  }
+  ThreadPool* host_pool() override { return nullptr; }
+
+  // ---- memory
+  bool host_memory() const override { return false; }
+  void* allocate(size_t bytes) override {
+    void* p = nullptr;
+    const size_t rounded = std::max<size_t>((bytes + 255) / 256 * 256, 256);
+    const cudaError_t e = cudaMallocAsync(&p, rounded, stream_);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear it
+      fail("CUDA: out of device memory: could not allocate {} bytes ({} in use by this session)",
+           rounded, in_use_);
+    }
+    sizes_[p] = rounded;
+    in_use_ += rounded;
+    peak_ = std::max(peak_, in_use_);
+    return p;
+  }
+  void release(void* p) noexcept override {
+    if (!p) return;
+    auto it = sizes_.find(p);
+    if (it == sizes_.end()) return;
+    in_use_ -= it->second;
+    sizes_.erase(it);
+    cudaFreeAsync(p, stream_);
+  }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes)
+      cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (!bytes) return;
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "download");
+    synchronize();
+  }
+  void copy(void* dst, const void* src, size_t bytes) override {
+    if (!bytes || dst == src) return;
+    const auto* d = static_cast<const uint8_t*>(dst);
+    const auto* s = static_cast<const uint8_t*>(src);
+    if (d < s + bytes && s < d + bytes) {  // overlapping: through a temporary (memmove's meaning)
+      void* tmp = allocate(bytes);
+      cuda_check(cudaMemcpyAsync(tmp, src, bytes, cudaMemcpyDeviceToDevice, stream_), "copy");
+      cuda_check(cudaMemcpyAsync(dst, tmp, bytes, cudaMemcpyDeviceToDevice, stream_), "copy");
+      release(tmp);
+      return;
+    }
+    cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "copy");
+  }
+  void zero(void* dst, size_t bytes) override {
+    if (bytes) cuda_check(cudaMemsetAsync(dst, 0, bytes, stream_), "zero");
+  }
+  void synchronize() override { cuda_check(cudaStreamSynchronize(stream_), "synchronize"); }
+  size_t bytes_in_use() const override { return in_use_; }
+  size_t peak_bytes() const override { return peak_; }
+  void reset_peak() override { peak_ = in_use_; }
+
+  // ---- the forward pass
+  void embed(const TensorView& table, const int32_t* ids, int64_t n, float* out) override {
+    Staging st(*this);
+    const size_t h_ids = st.add(ids, n);
+    st.send();
+    cuda::embed(table.type, weights(table), dtype_row_bytes(table.type, table.cols()),
+                st.at<int32_t>(h_ids), n,
+                table.cols(), out, stream_);
+    launched("embed");
+  }
+  void matmul(const TensorView& W, const float* x, int64_t n, float* y,
+              const float* bias) override {
+    const int64_t rows = W.rows(), cols = W.cols();
+    check(W.nbytes == size_t(rows) * dtype_row_bytes(W.type, cols),
+          "matmul: tensor '{}' holds {} bytes, its shape needs {}", W.name, W.nbytes,
+          size_t(rows) * dtype_row_bytes(W.type, cols));
+    const void* w = weights(W);
+    const float* b = bias ? static_cast<const float*>(cuda::device_weights(bias, size_t(rows) * 4))
+                          : nullptr;
+    if (n <= 8) {
+      cuda::matvec(W.type, w, rows, cols, x, n, y, b, stream_);
+      launched("matvec");
+      return;
+    }
+    const float* wf = static_cast<const float*>(w);
+    if (W.type != DType::F32) {
+      dequant_.reserve(rows * cols);
+      cuda::dequantize(W.type, w, rows, cols, dequant_.data(), stream_);
+      launched("dequantize");
+      wf = dequant_.data();
+    }
+    // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
+    const float one = 1.0f, zero = 0.0f;
+    cublas_check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(cols), &one,
+                             wf, int(cols), x, int(cols), &zero, y, int(rows)),
+                 "cublasSgemm");
+    if (b) {
+      cuda::add_bias(y, b, n, rows, stream_);
+      launched("add_bias");
+    }
+  }
+  void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,
+               float eps) override {
+    cuda::rmsnorm(x, static_cast<const float*>(cuda::device_weights(w, size_t(dim) * 4)), out,
+                  rows, dim, eps, stream_);
+    launched("rmsnorm");
+  }
+  void rope_table(const RopeFreqs& freqs, const int32_t* pos, int64_t n, float* cos,
+                  float* sin) override {
+    // The angles as on the CPU (core/rope.h: f32 angle, cos/sin in double).
+    const int64_t half = freqs.head_dim / 2;
+    host_cos_.resize(size_t(n * half));
+    host_sin_.resize(size_t(n * half));
+    for (int64_t t = 0; t < n; ++t)
+      rope_cos_sin(freqs, pos[t], host_cos_.data() + t * half, host_sin_.data() + t * half);
+    upload(cos, host_cos_.data(), host_cos_.size() * sizeof(float));
+    upload(sin, host_sin_.data(), host_sin_.size() * sizeof(float));
+  }
+  void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* cos,
+            const float* sin, RopeStyle style) override {
+    cuda::rope(x, n, n_heads, head_dim, cos, sin, style == RopeStyle::kNeox, stream_);
+    launched("rope");
+  }
+  void swiglu(const float* gate, const float* up, float* out, int64_t n) override {
+    cuda::swiglu(gate, up, out, n, stream_);
+    launched("swiglu");
+  }
+  void add(const float* a, const float* b, float* out, int64_t n) override {
+    cuda::add(a, b, out, n, stream_);
+    launched("add");
+  }
+  void scale(float* x, float s, int64_t n) override {
+    cuda::scale(x, s, n, stream_);
+    launched("scale");
+  }
+  void attention(const AttentionArgs& a) override {
+    check(a.kv.head_dim <= 256, "CUDA attention: head_dim {} > 256 is not supported",
+          a.kv.head_dim);
+    check(a.n_head % a.kv.n_stored == 0, "attention: {} query heads over {} stored heads",
+          a.n_head, a.kv.n_stored);
+    Staging st(*this);
+    const size_t h_rows = st.add(a.kv.rows, a.kv.n_stored), h_pos = st.add(a.q_pos, a.n);
+    st.send();
+    const cuda::KvDev kv = kv_dev(a.kv, st, h_rows);
+    const int32_t* q_pos = st.at<int32_t>(h_pos);
+    const int64_t items = a.n * a.n_head, hd = a.kv.head_dim;
+    const int64_t splits = cuda::attention_splits(a.n, a.n_head, max_rows(a.kv));
+    scratch_.reserve(items * splits * (hd + 2) + (a.colsum ? 2 * items : 0));
+    float* m = a.colsum ? scratch_.data() + items * splits * (hd + 2) : nullptr;
+    float* l = m ? m + items : nullptr;
+    cuda::attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, splits, scratch_.data(), stream_);
+    launched("attention");
+    if (a.colsum) {
+      cuda::attention_colsums(kv, a.q, q_pos, a.n, a.n_head, m, l, a.colsum, a.colcount, a.ld,
+                              stream_);
+      launched("attention column sums");
+    }
+  }
+
+  // ---- the KV store and the eviction pipeline
+  void probe_attention(const ProbeAttentionArgs& a) override {
+    check(a.n_head % a.kv.n_stored == 0, "probe attention: {} query heads over {} stored heads",
+          a.n_head, a.kv.n_stored);
+    if (a.n_probe <= 0) {
+      if (a.out) zero(a.out, size_t(a.n_head * a.ld) * sizeof(float));
+      return;
+    }
+    Staging st(*this);
+    const size_t h_rows = st.add(a.kv.rows, a.kv.n_stored), h_pos = st.add(a.q_pos, a.n_probe);
+    st.send();
+    const cuda::KvDev kv = kv_dev(a.kv, st, h_rows);
+    const int32_t* q_pos = st.at<int32_t>(h_pos);
+    const int64_t need = max_rows(a.kv) + a.n_probe;
+    float* p = a.probs;
+    int64_t p_ld = a.probs_ld;
+    if (!p) {
+      p_ld = need;
+      scratch_.reserve(a.n_probe * a.n_head * p_ld);
+      p = scratch_.data();
+    }
+    check(p_ld >= need, "probe attention: probs_ld {} < {} rows + {} probes", p_ld, need - a.n_probe,
+          a.n_probe);
+    cuda::probe_probs(kv, a.q, q_pos, a.n_probe, a.n_head, a.own_k, p, p_ld, stream_);
+    launched("probe attention");
+    if (a.out) {
+      cuda::probe_reduce(p, a.n_probe, a.n_head, p_ld, kv.rows, a.n_head / a.kv.n_stored,
+                         reduce_code(a.reduce), a.out, a.ld, stream_);
+      launched("probe reduce");
+    }
+  }
+  void kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
+                 int64_t n_head_kv) override {
+    Staging st(*this);
+    const size_t h_rows = st.add(kv.rows, kv.n_stored);
+    st.send();
+    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    cuda::kv_append(d, kv.k, kv.v, k, v, n, n_head_kv, stream_);
+    launched("kv append");
+  }
+  void gather(const GatherArgs& a) override {
+    const int64_t n_sel = a.n_heads / a.sel_div;
+    int64_t most = 0;
+    for (int64_t s = 0; s < n_sel; ++s) most = std::max(most, a.off[s + 1] - a.off[s]);
+    Staging st(*this);
+    const size_t h_off = st.add(a.off, n_sel + 1);
+    st.send();
+    const int64_t* off = st.at<int64_t>(h_off);
+    cuda::gather(a.src, a.dst, a.n_heads, a.src_div, a.sel_div, a.ld_src, a.ld_dst, a.row_bytes,
+                 a.idx, off, most, stream_);
+    launched("gather");
+  }
+  void read_keys(const KvLayerView& kv, int64_t first, int64_t n, float* out) override {
+    Staging st(*this);
+    const size_t h_rows = st.add(kv.rows, kv.n_stored);
+    st.send();
+    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    cuda::read_keys(d, first, n, out, stream_);
+    launched("read keys");
+  }
+  void key_norms(const KvLayerView& kv, float* out, int64_t ld) override {
+    Staging st(*this);
+    const size_t h_rows = st.add(kv.rows, kv.n_stored);
+    st.send();
+    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    cuda::key_norms(d, out, ld, stream_);
+    launched("key norms");
+  }
+  void pool(const float* in, float* out, int64_t n_heads, int64_t ld, const int64_t* len,
+            const int64_t* rows, int64_t kernel, PoolKind kind) override {
+    check(kernel >= 1 && kernel % 2 == 1, "pooling kernel must be odd, got {}", kernel);
+    int64_t most = 0;
+    for (int64_t h = 0; h < n_heads; ++h) most = std::max(most, rows[h]);
+    Staging st(*this);
+    const size_t h_len = st.add(len, n_heads), h_rows = st.add(rows, n_heads);
+    st.send();
+    const int64_t* d_len = st.at<int64_t>(h_len);
+    const int64_t* d_rows = st.at<int64_t>(h_rows);
+    cuda::pool(in, out, n_heads, ld, d_len, d_rows, kernel,
+               kind == PoolKind::kNone ? 0 : kind == PoolKind::kMax ? 1 : 2, most, stream_);
+    launched("pool");
+  }
+  void reduce_groups(const float* in, float* out, int64_t n_out, int64_t group, int64_t ld,
+                     const int64_t* rows, Reduce how) override {
+    int64_t most = 0;
+    for (int64_t g = 0; g < n_out; ++g) most = std::max(most, rows[g]);
+    Staging st(*this);
+    const size_t h_rows = st.add(rows, n_out);
+    st.send();
+    const int64_t* d_rows = st.at<int64_t>(h_rows);
+    cuda::reduce_groups(in, out, n_out, group, ld, d_rows, reduce_code(how), most, stream_);
+    launched("reduce groups");
+  }
+  // The selection runs on the host for now, with the CPU's code and tie
+  // rule: the scores come down, the indices go back up.
+  void select_rows(const float* scores, int64_t n_heads, int64_t ld, const int64_t* rows,
+                   const int64_t* budget, int64_t sinks, int64_t window, int64_t* out,
+                   const int64_t* off) override {
+    std::vector<float> host(size_t(n_heads * ld));
+    download(host.data(), scores, host.size() * sizeof(float));
+    std::vector<int64_t> idx(size_t(off[n_heads]));
+    for (int64_t h = 0; h < n_heads; ++h) {
+      const std::vector<int64_t> keep =
+          kvsieve::select_rows(host.data() + h * ld, rows[h], budget[h], Protect{sinks, window});
+      check(int64_t(keep.size()) == off[h + 1] - off[h], "select: {} rows kept, {} expected",
+            keep.size(), off[h + 1] - off[h]);
+      std::copy(keep.begin(), keep.end(), idx.begin() + off[h]);
+    }
+    upload(out, idx.data(), idx.size() * sizeof(int64_t));
+    synchronize();  // idx is a local: the copy must be done before it goes
+  }
+
+ private:
+  // Small host arrays gathered into one upload to a device buffer of this
+  // backend: add() each (it returns a handle), send(), then at() gives the
+  // device pointers. Ops on one stream run in order, so the next op's upload
+  // cannot overwrite what a kernel still reads.
+  class Staging {
+   public:
+    explicit Staging(CudaBackend& be) : be_(be) {}
+    template <typename T>
+    size_t add(const T* host, int64_t n) {
+      const size_t at = (host_.size() + 15) / 16 * 16;
+      host_.resize(at + size_t(n) * sizeof(T));
+      if (n > 0) std::memcpy(host_.data() + at, host, size_t(n) * sizeof(T));
+      return at;
+    }
+    void send() {
+      if (host_.empty()) return;
+      be_.stage_.reserve(int64_t(host_.size()));
+      be_.upload(be_.stage_.data(), host_.data(), host_.size());
+    }
+    template <typename T>
+    const T* at(size_t handle) const {
+      return reinterpret_cast<const T*>(be_.stage_.data() + handle);
+    }
+
+   private:
+    CudaBackend& be_;
+    std::vector<uint8_t> host_;
+  };
+  friend class Staging;
+
+  const void* weights(const TensorView& t) { return cuda::device_weights(t.data, t.nbytes); }
+
+  void launched(const char* op) {
+    const cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) fail("CUDA: {} kernel failed to launch: {}", op, cudaGetErrorString(e));
+  }
+
+  static int64_t max_rows(const KvLayerView& kv) {
+    int64_t m = 0;
+    for (int64_t s = 0; s < kv.n_stored; ++s) m = std::max(m, kv.rows[s]);
+    return m;
+  }
+
+  // The store's layer as the kernels see it; its row counts (host) staged.
+  // Call after st.send().
+  static cuda::KvDev kv_dev(const KvLayerView& kv, const Staging& st, size_t rows_handle) {
+    cuda::KvDev d;
+    d.type = kv.type;
+    d.k = kv.k;
+    d.v = kv.v;
+    d.pos = kv.pos;
+    d.rows = st.at<int64_t>(rows_handle);
+    d.n_stored = kv.n_stored;
+    d.capacity = kv.capacity;
+    d.head_dim = kv.head_dim;
+    d.repeat = kv.repeat;
+    return d;
+  }
+
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::unordered_map<void*, size_t> sizes_;
+  size_t in_use_ = 0, peak_ = 0;
+  DeviceArray<uint8_t> stage_;
+  DeviceArray<float> scratch_, dequant_;
+  std::vector<float> host_cos_, host_sin_;
+};
+
+}  // namespace
+
+bool cuda_built() { return true; }
+void cuda_forget_weights(const void* host) { cuda::forget_weights(host); }
+
+bool cuda_device_present() {
+  static const bool present = [] {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) cudaGetLastError();
+    return e == cudaSuccess && n > 0;
+  }();
+  return present;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0)
+    fail("--device cuda: no usable GPU ({})",
+         e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
+  return std::make_unique<CudaBackend>();
+}
+
+}  // namespace kvsieve

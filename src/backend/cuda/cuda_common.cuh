@@ -1,0 +1,92 @@
+// What the device's kernels share: the element types' conversions and block
+// reductions. Included by .cu files only (nvcc); host code sees the kernels
+// through cuda_kernels.h, and checks errors itself after each launch.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace kvsieve::cuda {
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---- element types, widened to f32 exactly as core/dtype.h does on the host
+__device__ __forceinline__ float f16_bits_to_f32(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
+__device__ __forceinline__ float bf16_bits_to_f32(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
+// Round to nearest even (the host's f32_to_f16 / f32_to_bf16).
+__device__ __forceinline__ uint16_t f32_to_f16_bits(float f) {
+  return __half_as_ushort(__float2half_rn(f));
+}
+__device__ __forceinline__ uint16_t f32_to_bf16_bits(float f) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+
+// Element i of a row of a plain type (F32, F16, BF16).
+__device__ __forceinline__ float load_elem(DType t, const void* row, int64_t i) {
+  if (t == DType::F32) return static_cast<const float*>(row)[i];
+  const uint16_t b = static_cast<const uint16_t*>(row)[i];
+  return t == DType::F16 ? f16_bits_to_f32(b) : bf16_bits_to_f32(b);
+}
+__device__ __forceinline__ void store_elem(DType t, void* row, int64_t i, float x) {
+  if (t == DType::F32) static_cast<float*>(row)[i] = x;
+  else if (t == DType::F16) static_cast<uint16_t*>(row)[i] = f32_to_f16_bits(x);
+  else static_cast<uint16_t*>(row)[i] = f32_to_bf16_bits(x);
+}
+
+// Value j of a row of W of any weight type (blocks of 32 for Q8_0 / Q4_0,
+// laid out as in core/dtype.h).
+__device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j) {
+  switch (t) {
+    case DType::Q8_0: {
+      const auto* b = static_cast<const BlockQ8_0*>(row) + j / kQK;
+      return f16_bits_to_f32(b->d) * float(b->q[j % kQK]);
+    }
+    case DType::Q4_0: {
+      const auto* b = static_cast<const BlockQ4_0*>(row) + j / kQK;
+      const int i = int(j % kQK);
+      const int nib = i < 16 ? (b->nib[i] & 0xF) : (b->nib[i - 16] >> 4);
+      return f16_bits_to_f32(b->d) * float(nib - 8);
+    }
+    default:
+      return load_elem(t, row, j);
+  }
+}
+
+// ---- reductions over a block of blockDim.x threads (a multiple of 32, at
+// most 1024); every thread gets the result. `shared` holds 32 floats.
+__device__ __forceinline__ float warp_sum(float x) {
+  for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+__device__ __forceinline__ float warp_max(float x) {
+  for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+__device__ __forceinline__ float block_sum(float x, float* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+  x = warp_sum(x);
+  __syncthreads();  // shared may still be read from a previous reduction
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < n_warps ? shared[lane] : 0.0f;
+  return warp_sum(x);
+}
+__device__ __forceinline__ float block_max(float x, float* shared) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = blockDim.x / 32;
+  x = warp_max(x);
+  __syncthreads();
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < n_warps ? shared[lane] : -INFINITY;
+  return warp_max(x);
+}
+
+}  // namespace kvsieve::cuda

@@ -1,0 +1,96 @@
+// The CUDA device's kernels, as host functions that launch them on a stream
+// (cuda_*.cu). Every pointer is device memory unless it says "host"; every
+// launch is asynchronous, and the caller checks cudaGetLastError() after it
+// (cuda_backend.cpp does, naming the op). Shapes as in backend/backend.h.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace kvsieve::cuda {
+
+// ---- the forward pass (cuda_forward_ops.cu)
+// out[n, cols] = rows ids[t] of table [*, cols] of type t (row_bytes apart).
+void embed(DType t, const void* table, size_t row_bytes, const int32_t* ids, int64_t n,
+           int64_t cols, float* out, cudaStream_t s);
+void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim, float eps,
+             cudaStream_t s);
+// x [n, n_heads, head_dim] rotated by the table rows cos/sin [n, head_dim/2].
+void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* cos,
+          const float* sin, bool neox, cudaStream_t s);
+void swiglu(const float* gate, const float* up, float* out, int64_t n, cudaStream_t s);
+void add(const float* a, const float* b, float* out, int64_t n, cudaStream_t s);
+void scale(float* x, float f, int64_t n, cudaStream_t s);
+
+// ---- products (cuda_matmul.cu)
+// out[rows, cols] f32 = W [rows, cols] of type t, decoded as dequantize_row does.
+void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, cudaStream_t s);
+// y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows]) for a few rows of x (decode):
+// W is read once, decoded in registers, accumulated in f32.
+void matvec(DType t, const void* W, int64_t rows, int64_t cols, const float* x, int64_t n,
+            float* y, const float* bias, cudaStream_t s);
+// y[n, rows] += bias[rows].
+void add_bias(float* y, const float* bias, int64_t n, int64_t rows, cudaStream_t s);
+
+// ---- one layer of the KV store on the device (kv/kv_store.h's layout)
+struct KvDev {
+  DType type = DType::F32;
+  const void* k = nullptr;      // [n_stored, capacity, head_dim]
+  const void* v = nullptr;      // [n_stored, capacity, head_dim]
+  const int32_t* pos = nullptr; // [n_stored, capacity]
+  const int64_t* rows = nullptr;  // [n_stored] (device copy of the counts)
+  int64_t n_stored = 0, capacity = 0, head_dim = 0, repeat = 1;
+};
+
+// ---- attention (cuda_attention.cu)
+// Causal attention of n queries q [n, n_head, head_dim] (positions q_pos [n])
+// over the store's rows with pos <= q_pos[t]: out [n, n_head, head_dim]. The
+// rows are split into n_split chunks whose partial softmax states (scratch:
+// n·n_head·n_split·(head_dim + 2) floats) are merged in a second kernel.
+// m_out, l_out [n, n_head] (or null) receive each query's softmax maximum and
+// sum of exponentials of the scaled scores, for attention_colsums.
+int64_t attention_splits(int64_t n, int64_t n_head, int64_t max_rows);
+void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
+               float* out, float* m_out, float* l_out, int64_t n_split, float* scratch,
+               cudaStream_t s);
+// H2O's record: colsum[h, j] += p(t, h, j) for t in batch order, and
+// colcount[h, j] += 1 for every query that saw row j; p recomputed from the
+// keys and the queries' m and l.
+void attention_colsums(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
+                       int64_t n_head, const float* m, const float* l, float* colsum,
+                       float* colcount, int64_t ld, cudaStream_t s);
+// Probe attention (Backend::probe_attention): rows of probabilities into
+// p [n_probe, n_head, p_ld] (p_ld >= the largest head's rows + n_probe):
+// p[t, h, j] for the rows j the probe sees, its own keys at [rows[s] + i]
+// for i <= t (own_k [n_probe, n_kv, head_dim] or null), 0 elsewhere.
+void probe_probs(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n_probe,
+                 int64_t n_head, const float* own_k, float* p, int64_t p_ld, cudaStream_t s);
+// out[h, j] (ld apart) = reduce over t of p[t, h, j], j < rows of h's head
+// (how: 0 sum, 1 mean, 2 max with 0 as the start).
+void probe_reduce(const float* p, int64_t n_probe, int64_t n_head, int64_t p_ld,
+                  const int64_t* rows, int64_t group, int how, float* out, int64_t ld,
+                  cudaStream_t s);
+
+// ---- the KV store and the eviction pipeline (cuda_kv_ops.cu)
+// k, v [n, n_head_kv, head_dim] f32 into rows rows[s] .. of every stored head.
+void kv_append(const KvDev& kv, void* k_dst, void* v_dst, const float* k, const float* v,
+               int64_t n, int64_t n_head_kv, cudaStream_t s);
+// dst[h, j] = src[h / src_div, idx[off[h / sel_div] + j]] (rows of row_bytes).
+void gather(const void* src, void* dst, int64_t n_heads, int64_t src_div, int64_t sel_div,
+            int64_t ld_src, int64_t ld_dst, size_t row_bytes, const int64_t* idx,
+            const int64_t* off, int64_t max_count, cudaStream_t s);
+// out [n, n_kv, head_dim] f32 = keys first .. first + n of stored heads g·repeat.
+void read_keys(const KvDev& kv, int64_t first, int64_t n, float* out, cudaStream_t s);
+// out[s, j] = ||k_j|| for j < rows[s].
+void key_norms(const KvDev& kv, float* out, int64_t ld, cudaStream_t s);
+// Pooling along rows (Backend::pool); kind 0 none, 1 max, 2 avg.
+void pool(const float* in, float* out, int64_t n_heads, int64_t ld, const int64_t* len,
+          const int64_t* rows, int64_t kernel, int kind, int64_t max_rows, cudaStream_t s);
+// out[g, j] = reduce over the group's heads (how: 0 sum, 1 mean, 2 max).
+void reduce_groups(const float* in, float* out, int64_t n_out, int64_t group, int64_t ld,
+                   const int64_t* rows, int how, int64_t max_rows, cudaStream_t s);
+
+}  // namespace kvsieve::cuda
