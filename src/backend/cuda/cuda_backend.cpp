@@ -2,7 +2,6 @@
 // handle, stream-ordered allocations and a staging buffer for the small host
 // arrays ops take (positions, row counts, offsets). Weights are read from
 // their device copies (cuda_weights.h). Kernels are in cuda_*.cu.
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/cuda/cuda_blas.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_weights.h"
@@ -38,10 +38,10 @@ class CudaBackend final : public Backend {
   CudaBackend() {
     cuda_check(cudaSetDevice(0), "cudaSetDevice");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
-    cublas_check(cublasCreate(&blas_), "cublasCreate");
-    cublas_check(cublasSetStream(blas_, stream_), "cublasSetStream");
+    cublas_check(cuda::blas().create(&blas_), "cublasCreate");
+    cublas_check(cuda::blas().set_stream(blas_, stream_), "cublasSetStream");
     // f32 products stay f32 (no TF32): logits are checked against the CPU at 1e-4.
-    cublas_check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+    cublas_check(cuda::blas().set_math_mode(blas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
     for (auto* a : {&scratch_, &dequant_}) a->bind(*this);
     stage_.bind(*this);
   }
@@ -51,7 +51,7 @@ class CudaBackend final : public Backend {
     cudaStreamSynchronize(stream_);
     for (auto& [p, bytes] : sizes_) cudaFree(p);  // what the backend's users did not release
     sizes_.clear();
-    cublasDestroy(blas_);
+    cuda::blas().destroy(blas_);
     cudaStreamDestroy(stream_);
   }
 
@@ -150,7 +150,7 @@ class CudaBackend final : public Backend {
     }
     // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
     const float one = 1.0f, zero = 0.0f;
-    cublas_check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(cols), &one,
+    cublas_check(cuda::blas().sgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(cols), &one,
                              wf, int(cols), x, int(cols), &zero, y, int(rows)),
                  "cublasSgemm");
     if (b) {

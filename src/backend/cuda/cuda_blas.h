@@ -1,0 +1,23 @@
+// cuBLAS, opened at run time. Linking it would map ~600 MB of libraries into
+// every kvsieve process (about 200 MB of resident memory at start-up, GPU or
+// not); opened on the first CUDA backend instead, CPU runs never pay for it.
+#pragma once
+#include <cublas_v2.h>
+
+namespace kvsieve::cuda {
+
+// The entry points kvsieve uses; members named as the cuBLAS functions.
+struct Blas {
+  cublasStatus_t (*create)(cublasHandle_t*);
+  cublasStatus_t (*destroy)(cublasHandle_t);
+  cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+  cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+  cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                          const float*, const float*, int, const float*, int, const float*,
+                          float*, int);
+};
+
+// Opens libcublas once (thread-safe); throws Error naming what is missing.
+const Blas& blas();
+
+}  // namespace kvsieve::cuda
