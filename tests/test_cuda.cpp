@@ -4,14 +4,19 @@
 // a machine without a GPU or a build without CUDA.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/backend.h"
 #include "core/dtype.h"
+#include "engine/compressor.h"
+#include "engine/context.h"
 #include "kvsieve/kvsieve.h"
+#include "model/model.h"
 #include "test_util.h"
 
 namespace kvsieve::testing {
@@ -117,52 +122,94 @@ TEST_P(CudaModels, LogitsAndGreedyIdsMatchTheCpu) {
     const double d = rel_diff(gpu.logits, cpu.logits), dl = rel_diff(gpu.last, cpu.last);
     std::printf("[ cuda ] %s, %s KV: prompt logits %.2e, after decoding %.2e (max |diff| / max |logit|)\n",
                 GetParam().c_str(), kv.c_str(), d, dl);
-    // The same f32 arithmetic in another order (and bf16 K/V rounded alike).
-    EXPECT_LE(d, 1e-4) << kv;
-    EXPECT_LE(dl, 1e-4) << kv;
+    // The same f32 arithmetic in another order: 1e-4. A bf16 cache rounds
+    // keys and values that differ in their last f32 bits, and a value by a
+    // rounding boundary goes to the next bf16 (2^-8 relative) on one device
+    // only: 1e-3 (measured up to 3.4e-4 on llama3-f32).
+    const double bound = kv == "f32" ? 1e-4 : 1e-3;
+    EXPECT_LE(d, bound) << kv;
+    EXPECT_LE(dl, bound) << kv;
     EXPECT_EQ(gpu.ids, cpu.ids) << kv;
   }
 }
 
-// What each method keeps and then generates, on each device.
-struct Cut {
-  std::string kept;
-  std::vector<int32_t> ids;
+// What each method scores and keeps, on each device, from one prefill each.
+struct Scored {
+  std::vector<std::vector<float>> scores;  // per layer, [n_stored, ld] on the host
+  std::vector<int64_t> ld;
+  CutPlan plan;
 };
 
-Cut cut_on(const std::string& model, const std::string& device, const std::string& spec,
-           int64_t budget) {
-  EngineOptions eo;
-  eo.model = model;
-  eo.device = device;
-  eo.threads = 2;
-  const auto engine = Engine::load(eo);
-  SessionOptions so;
-  so.batch = 64;
-  so.eviction.spec = spec;
-  so.eviction.budget.tokens = budget;
-  auto s = engine->new_session(so);
-  const auto ids = read_npy_ids(model + "/ids.npy");
-  Cut c;
-  GenerateOptions g;
-  g.max_tokens = 8;
-  g.stop_at_eog = false;
-  c.ids = s->generate(ids, {}, g, nullptr, nullptr,
-                      [&](const CutReport& r) { c.kept = r.kept_json; });
-  return c;
+Scored score_on(const Model& m, DeviceKind device, const std::string& spec, int64_t budget,
+                const std::vector<int32_t>& ids) {
+  auto be = make_backend(device, 2);
+  EvictionConfig cfg;
+  cfg.spec = spec;
+  cfg.budget.tokens = budget;
+  Compressor comp(cfg, m);
+  Context ctx(m, *be);
+  ctx.record(comp.record_spec());
+  ctx.prefill(ids, 64);
+  const std::vector<float>& lg = ctx.logits();
+  const int32_t first = int32_t(std::max_element(lg.begin(), lg.end()) - lg.begin());
+  Scored out;
+  const Scores sc = comp.score(ctx, first, cfg.budget);
+  for (const auto& L : sc.layers) {
+    std::vector<float> h(size_t(L.s.size()));
+    be->download(h.data(), L.s.data(), L.s.bytes());
+    out.scores.push_back(std::move(h));
+    out.ld.push_back(L.ld);
+  }
+  out.plan = comp.evictor().select(ctx.store(), sc, cfg.budget);
+  return out;
 }
 
-TEST_P(CudaModels, EveryMethodKeepsWhatTheCpuKeeps) {
+// The scores agree to f32 rounding, and the keep sets are the CPU's, except
+// where two rows' CPU scores tie to within that rounding (the keys differ in
+// their last bits between the devices' summation orders, and a tie may then
+// break either way): every row one device keeps and the other drops must
+// score within 1e-5 (relative to the head's largest score) of a row the
+// other keeps instead.
+TEST_P(CudaModels, EveryMethodScoresAndKeepsWhatTheCpuDoes) {
   KVSIEVE_REQUIRE_GPU();
-  const std::string model = fixture(GetParam());
+  const std::string path = fixture(GetParam());
+  const auto m = Model::load(path);
+  const auto ids = read_npy_ids(path + "/ids.npy");
+  int ties = 0;
   for (const std::string spec :
        {"streamingllm", "h2o", "snapkv", "pyramidkv", "adakv", "tova", "knorm", "laq", "laq++",
         "snapkv:pool=avg,kernel=5", "adakv:base=laq++"}) {
-    const Cut cpu = cut_on(model, "cpu", spec, 40), gpu = cut_on(model, "cuda", spec, 40);
-    EXPECT_FALSE(cpu.kept.empty()) << spec;
-    EXPECT_EQ(gpu.kept, cpu.kept) << spec;
-    EXPECT_EQ(gpu.ids, cpu.ids) << spec;
+    const Scored cpu = score_on(*m, DeviceKind::kCpu, spec, 40, ids);
+    const Scored gpu = score_on(*m, DeviceKind::kCuda, spec, 40, ids);
+    ASSERT_EQ(gpu.scores.size(), cpu.scores.size()) << spec;
+    for (size_t l = 0; l < cpu.scores.size(); ++l) {
+      EXPECT_LE(rel_diff(gpu.scores[l], cpu.scores[l]), 1e-4) << spec << " layer " << l;
+    }
+    EXPECT_EQ(gpu.plan.budget, cpu.plan.budget) << spec;
+    const RowSelection &a = cpu.plan.rows, &b = gpu.plan.rows;
+    ASSERT_EQ(a.size(), b.size()) << spec;
+    for (int64_t l = 0; l < a.n_layer; ++l)
+      for (int64_t h = 0; h < a.n_heads; ++h) {
+        const auto ka = a.at(l, h), kb = b.at(l, h);
+        if (std::equal(ka.begin(), ka.end(), kb.begin(), kb.end())) continue;
+        const float* sc = cpu.scores[size_t(l)].data() + h * cpu.ld[size_t(l)];
+        std::vector<int64_t> only_a, only_b;
+        std::set_difference(ka.begin(), ka.end(), kb.begin(), kb.end(), std::back_inserter(only_a));
+        std::set_difference(kb.begin(), kb.end(), ka.begin(), ka.end(), std::back_inserter(only_b));
+        ASSERT_EQ(only_a.size(), only_b.size()) << spec;
+        float top = 0;
+        for (int64_t j : ka) top = std::max(top, std::fabs(sc[j]));
+        for (int64_t x : only_a) {
+          float closest = INFINITY;
+          for (int64_t y : only_b) closest = std::min(closest, std::fabs(sc[x] - sc[y]));
+          EXPECT_LE(closest, 1e-5f * top) << spec << " layer " << l << " head " << h << ": row "
+                                          << x << " kept by the CPU only ties with no row the GPU kept";
+          ++ties;
+        }
+      }
   }
+  std::printf("[ cuda ] %s: keep sets as the CPU's but for %d rows at ties\n", GetParam().c_str(),
+              ties);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CudaModels,
