@@ -62,7 +62,7 @@ TEST(Cuda, WeightProductsOfEveryTypeMatchTheCpu) {
   std::vector<float> bias(static_cast<size_t>(rows));
   for (float& v : wf) v = nd(rng);
   for (float& v : bias) v = nd(rng);
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1}) {
     std::vector<uint8_t> raw(size_t(rows) * dtype_row_bytes(t, cols));
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * dtype_row_bytes(t, cols), cols);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -27,6 +28,30 @@ TEST(DType, Bf16RoundTrip) {
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.5f)), 1.5f);
   EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.0f + 1.0f / 256)), 1.0f);  // tie -> even
   EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(NAN))));
+}
+
+TEST(DType, Q4_1KeepsEachBlocksRangeInSixteenLevels) {
+  std::mt19937 rng(2);
+  std::normal_distribution<float> nd(0.5f, 2.0f);  // off-centre: the minimum matters
+  std::vector<float> x(256), y(256);
+  std::vector<uint8_t> buf(256 / kQK * sizeof(BlockQ4_1));
+  ASSERT_EQ(dtype_row_bytes(DType::Q4_1, 256), buf.size());
+  for (auto& v : x) v = nd(rng);
+  quantize_row(DType::Q4_1, x.data(), buf.data(), 256);
+  dequantize_row(DType::Q4_1, buf.data(), y.data(), 256);
+  for (int b = 0; b < 256 / kQK; ++b) {
+    const float* xb = x.data() + b * kQK;
+    const float lo = *std::min_element(xb, xb + kQK), hi = *std::max_element(xb, xb + kQK);
+    // Half a step of (hi - lo) / 15, plus the f16 rounding of the scale (times
+    // up to 15 levels) and of the minimum.
+    const float step = (hi - lo) / 15;
+    for (int j = 0; j < kQK; ++j)
+      EXPECT_LE(std::fabs(xb[j] - y[b * kQK + j]),
+                0.5f * step + 15 * step * 0x1p-11f + std::fabs(lo) * 0x1p-11f + 1e-6f)
+          << "block " << b;
+  }
+  EXPECT_EQ(dtype_from_ggml(3), DType::Q4_1);
+  EXPECT_EQ(dtype_from_name("q4_1"), DType::Q4_1);
 }
 
 TEST(DType, QuantizeErrorIsBounded) {

@@ -27,7 +27,8 @@ using kvsieve::testing::Misaligned;
 
 namespace {
 
-constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
+                            DType::Q4_1};
 constexpr float kGuard = -999.0f;
 
 // A random weight matrix stored in type t, starting 4 bytes past an aligned

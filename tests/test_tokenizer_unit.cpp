@@ -382,6 +382,13 @@ TEST(PreTokenizer, KnownNamesAndSplits) {
   // Case-blind contractions only in llama3/qwen2.
   EXPECT_EQ(split(llama3, "I'LL"), (std::vector<std::string>{"I", "'LL"}));
   EXPECT_EQ(split(gpt2, "I'LL"), (std::vector<std::string>{"I", "'", "LL"}));
+  // SmolLM: digits apart first, then GPT-2's pattern between them (a
+  // whitespace run before a digit stays whole).
+  PreTokenizer smollm("smollm");
+  EXPECT_EQ(split(smollm, "In 2024,  9 lives"),
+            (std::vector<std::string>{"In", " ", "2", "0", "2", "4", ",", "  ", "9", " lives"}));
+  EXPECT_EQ(split(gpt2, "In 2024,  9 lives"),
+            (std::vector<std::string>{"In", " 2024", ",", " ", " 9", " lives"}));
   // Words cover the text exactly.
   const std::string t = "\xE2\x80\x83mixed \xE4\xB8\xAD\xE6\x96\x87 text\r\n\r\n  end  ";
   std::string joined;

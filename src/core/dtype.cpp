@@ -8,7 +8,7 @@
 namespace kvsieve {
 
 int dtype_block_size(DType t) {
-  return (t == DType::Q8_0 || t == DType::Q4_0) ? kQK : 1;
+  return (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1) ? kQK : 1;
 }
 
 size_t dtype_block_bytes(DType t) {
@@ -18,6 +18,7 @@ size_t dtype_block_bytes(DType t) {
     case DType::BF16: return 2;
     case DType::Q8_0: return sizeof(BlockQ8_0);
     case DType::Q4_0: return sizeof(BlockQ4_0);
+    case DType::Q4_1: return sizeof(BlockQ4_1);
   }
   return 0;
 }
@@ -29,6 +30,7 @@ std::string_view dtype_name(DType t) {
     case DType::BF16: return "BF16";
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
+    case DType::Q4_1: return "Q4_1";
   }
   return "?";
 }
@@ -36,7 +38,7 @@ std::string_view dtype_name(DType t) {
 std::optional<DType> dtype_from_name(std::string_view s) {
   std::string u(s);
   for (auto& c : u) c = char(std::toupper(static_cast<unsigned char>(c)));
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1})
     if (u == dtype_name(t)) return t;
   return std::nullopt;
 }
@@ -46,6 +48,7 @@ std::optional<DType> dtype_from_ggml(uint32_t id) {
     case 0: return DType::F32;
     case 1: return DType::F16;
     case 2: return DType::Q4_0;
+    case 3: return DType::Q4_1;
     case 8: return DType::Q8_0;
     case 30: return DType::BF16;
     default: return std::nullopt;
@@ -149,6 +152,17 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case DType::Q4_1: {
+      const auto* b = static_cast<const BlockQ4_1*>(src);
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        const float d = f16_to_f32(b[i].d), m = f16_to_f32(b[i].m);
+        for (int j = 0; j < kQK / 2; ++j) {
+          dst[i * kQK + j] = d * float(b[i].nib[j] & 0xf) + m;
+          dst[i * kQK + j + kQK / 2] = d * float(b[i].nib[j] >> 4) + m;
+        }
+      }
+      return;
+    }
   }
 }
 
@@ -198,6 +212,28 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n) {
         for (int j = 0; j < kQK / 2; ++j) {
           const int q0 = std::min(15, int(x[j] * id + 8.5f));
           const int q1 = std::min(15, int(x[j + kQK / 2] * id + 8.5f));
+          b[i].nib[j] = uint8_t(q0 | (q1 << 4));
+        }
+      }
+      return;
+    }
+    case DType::Q4_1: {
+      // The block's range in 16 levels from its minimum (as ggml does).
+      auto* b = static_cast<BlockQ4_1*>(dst);
+      for (int64_t i = 0; i < n / kQK; ++i) {
+        const float* x = src + i * kQK;
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < kQK; ++j) {
+          lo = std::min(lo, x[j]);
+          hi = std::max(hi, x[j]);
+        }
+        const float d = (hi - lo) / 15.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        b[i].d = f32_to_f16(d);
+        b[i].m = f32_to_f16(lo);
+        for (int j = 0; j < kQK / 2; ++j) {
+          const int q0 = std::min(15, int((x[j] - lo) * id + 0.5f));
+          const int q1 = std::min(15, int((x[j + kQK / 2] - lo) * id + 0.5f));
           b[i].nib[j] = uint8_t(q0 | (q1 << 4));
         }
       }

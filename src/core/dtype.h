@@ -3,6 +3,8 @@
 //   Q8_0: 32 values -> { f16 scale d; int8 q[32] }          34 bytes, x = d*q
 //   Q4_0: 32 values -> { f16 scale d; uint8 nib[16] }       18 bytes, x = d*(q-8)
 //         value j<16 is the low nibble of nib[j], value j+16 its high nibble.
+//   Q4_1: 32 values -> { f16 scale d; f16 min m; uint8 nib[16] } 20 bytes, x = d*q + m
+//         (nibbles as Q4_0).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +18,7 @@ enum class DType : uint32_t {
   F32 = 0,
   F16 = 1,
   Q4_0 = 2,
+  Q4_1 = 3,
   Q8_0 = 8,
   BF16 = 30,
 };
@@ -33,6 +36,13 @@ struct BlockQ4_0 {
   uint8_t nib[kQK / 2];
 };
 static_assert(sizeof(BlockQ4_0) == 18);
+
+struct BlockQ4_1 {
+  uint16_t d;  // f16 bits
+  uint16_t m;  // f16 bits
+  uint8_t nib[kQK / 2];
+};
+static_assert(sizeof(BlockQ4_1) == 20);
 
 // Values per block (1 for plain types) and bytes per block.
 int dtype_block_size(DType t);

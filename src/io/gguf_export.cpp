@@ -23,13 +23,14 @@ uint32_t file_type_of(DType t) {
     case DType::F32: return 0;
     case DType::F16: return 1;
     case DType::Q4_0: return 2;
+    case DType::Q4_1: return 3;
     case DType::Q8_0: return 7;
     case DType::BF16: return 32;
   }
   return 0;
 }
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
 
 // The type a tensor is written in.
 DType target_type(const WeightSpec& w, const TensorView& src, std::optional<DType> out_type,

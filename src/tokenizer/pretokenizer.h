@@ -10,7 +10,8 @@
 namespace kvsieve {
 
 // The pattern of a pre-tokenizer name ("gpt2"/"default", "llama3"/"llama-bpe"/
-// "llama-v3", "qwen2"), or "" when unknown.
+// "llama-v3", "qwen2", "smollm"/"starcoder": single digits first, then
+// GPT-2's pattern), or "" when unknown.
 std::string_view pretokenizer_regex(std::string_view name);
 bool pretokenizer_known(std::string_view name);
 std::string pretokenizer_names();  // for error messages
@@ -30,8 +31,9 @@ class PreTokenizer {
   void split(std::string_view text, std::vector<std::string_view>& out) const;
 
  private:
-  void* code_ = nullptr;  // pcre2_code*
-  bool jit_ = false;
+  void* code_ = nullptr;    // pcre2_code*
+  void* digits_ = nullptr;  // pcre2_code* of \p{N}, for the digits-first pre-tokenizers
+  bool jit_ = false, digits_jit_ = false;
 };
 
 }  // namespace kvsieve

@@ -190,6 +190,22 @@ struct WDec<DType::Q4_0> {
   }
 };
 
+template <>
+struct WDec<DType::Q4_1> {
+  static constexpr bool kBlocked = true;
+  static constexpr size_t kBytes = sizeof(BlockQ4_1);
+  // Nibbles as Q4_0, after the scale and the minimum: d * float(q) + m, the
+  // product rounded before the sum, as dequantize_row.
+  static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
+    const hn::Rebind<int32_t, DF> di;
+    const hn::Rebind<uint8_t, DF> d8;
+    const size_t first = j * kN;
+    const auto b = hn::PromoteTo(di, hn::LoadU(d8, blk + 4 + (first & 15)));
+    const auto q = first < 16 ? hn::And(b, hn::Set(di, 0xF)) : hn::ShiftRight<4>(b);
+    return hn::Add(hn::Mul(hn::ConvertTo(d, q), ds), BlockScale(d, blk + 2));
+  }
+};
+
 // Decodes a whole row of K values to f32 (out needs K floats).
 template <DType T>
 HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
@@ -506,6 +522,7 @@ void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool
     case DType::BF16: return mm::MatmulT<DType::BF16>(W, x, n, y, pool, bias);
     case DType::Q8_0: return mm::MatmulT<DType::Q8_0>(W, x, n, y, pool, bias);
     case DType::Q4_0: return mm::MatmulT<DType::Q4_0>(W, x, n, y, pool, bias);
+    case DType::Q4_1: return mm::MatmulT<DType::Q4_1>(W, x, n, y, pool, bias);
   }
   fail("matmul {}: unsupported weight type {}", W.name, uint32_t(W.type));
 }

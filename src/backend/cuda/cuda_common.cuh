@@ -55,6 +55,12 @@ __device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j
       const int nib = i < 16 ? (b->nib[i] & 0xF) : (b->nib[i - 16] >> 4);
       return f16_bits_to_f32(b->d) * float(nib - 8);
     }
+    case DType::Q4_1: {
+      const auto* b = static_cast<const BlockQ4_1*>(row) + j / kQK;
+      const int i = int(j % kQK);
+      const int nib = i < 16 ? (b->nib[i] & 0xF) : (b->nib[i - 16] >> 4);
+      return f16_bits_to_f32(b->d) * float(nib) + f16_bits_to_f32(b->m);
+    }
     default:
       return load_elem(t, row, j);
   }
