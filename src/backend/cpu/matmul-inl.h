@@ -175,17 +175,24 @@ struct WDec<DType::Q8_0> {
   }
 };
 
+// The 4-bit codes of lanes [j·kN, (j+1)·kN) of a block whose 16 code bytes
+// start at nib: values 0..15 are the low nibbles of nib[0..16), values
+// 16..31 the high ones (Q4_0 and Q4_1 alike).
+HWY_INLINE hn::Vec<hn::Rebind<int32_t, DF>> Nibbles(const uint8_t* nib, size_t j) {
+  const hn::Rebind<int32_t, DF> di;
+  const hn::Rebind<uint8_t, DF> d8;
+  const size_t first = j * kN;
+  const auto b = hn::PromoteTo(di, hn::LoadU(d8, nib + (first & 15)));
+  return first < 16 ? hn::And(b, hn::Set(di, 0xF)) : hn::ShiftRight<4>(b);
+}
+
 template <>
 struct WDec<DType::Q4_0> {
   static constexpr bool kBlocked = true;
   static constexpr size_t kBytes = sizeof(BlockQ4_0);
-  // Values 0..15 are the low nibbles of nib[0..16), values 16..31 the high ones.
   static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
     const hn::Rebind<int32_t, DF> di;
-    const hn::Rebind<uint8_t, DF> d8;
-    const size_t first = j * kN;
-    const auto b = hn::PromoteTo(di, hn::LoadU(d8, blk + 2 + (first & 15)));
-    const auto q = first < 16 ? hn::And(b, hn::Set(di, 0xF)) : hn::ShiftRight<4>(b);
+    const auto q = Nibbles(blk + 2, j);
     return hn::Mul(hn::ConvertTo(d, hn::Sub(q, hn::Set(di, 8))), ds);  // d * float(q - 8)
   }
 };
@@ -194,15 +201,9 @@ template <>
 struct WDec<DType::Q4_1> {
   static constexpr bool kBlocked = true;
   static constexpr size_t kBytes = sizeof(BlockQ4_1);
-  // Nibbles as Q4_0, after the scale and the minimum: d * float(q) + m, the
-  // product rounded before the sum, as dequantize_row.
+  // d * float(q) + m, the product rounded before the sum, as dequantize_row.
   static HWY_INLINE VF Load(DF d, const uint8_t* blk, size_t j, VF ds) {
-    const hn::Rebind<int32_t, DF> di;
-    const hn::Rebind<uint8_t, DF> d8;
-    const size_t first = j * kN;
-    const auto b = hn::PromoteTo(di, hn::LoadU(d8, blk + 4 + (first & 15)));
-    const auto q = first < 16 ? hn::And(b, hn::Set(di, 0xF)) : hn::ShiftRight<4>(b);
-    return hn::Add(hn::Mul(hn::ConvertTo(d, q), ds), BlockScale(d, blk + 2));
+    return hn::Add(hn::Mul(hn::ConvertTo(d, Nibbles(blk + 4, j)), ds), BlockScale(d, blk + 2));
   }
 };
 
