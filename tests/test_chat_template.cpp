@@ -91,5 +91,29 @@ TEST(ChatTemplate, DetectionAndErrors) {
   expect_error([] { format_chat(ChatFormat::kLlama3, {{"", "a"}}); }, "empty role");
 }
 
+TEST(ChatTemplate, DefaultSystemMessageOfChatMLTemplates) {
+  VocabSpec v;
+  // SmolLM2's template (a real newline inside the string literal).
+  v.chat_template =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+      "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+      "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+      "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+  EXPECT_EQ(default_system_message(v, ChatFormat::kChatML),
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  // Qwen2's spells the newline as backslash-n.
+  v.chat_template =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+      "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}{% endif %}"
+      "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'}}{% endfor %}";
+  EXPECT_EQ(default_system_message(v, ChatFormat::kChatML), "You are a helpful assistant.");
+  // No default: the template never adds a system turn, or the text is template code.
+  v.chat_template = "{% for message in messages %}{{'<|im_start|>' + message['role']}}{% endfor %}";
+  EXPECT_EQ(default_system_message(v, ChatFormat::kChatML), "");
+  v.chat_template = "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n' + x + '<|im_end|>' }}";
+  EXPECT_EQ(default_system_message(v, ChatFormat::kChatML), "");
+  EXPECT_EQ(default_system_message(v, ChatFormat::kLlama3), "");
+}
+
 }  // namespace
 }  // namespace kvsieve::testing

@@ -18,6 +18,7 @@ struct EvalOptions {
   EvalConfig cfg;
   bool no_progress = false;
   bool print_samples = false;
+  bool chat = false;
 };
 
 int run(EvalOptions& o) {
@@ -36,6 +37,9 @@ int run(EvalOptions& o) {
   for (const auto& k : o.kv)
     for (const auto& spec : split(k, " ")) c.methods.push_back(spec);
   c.granularity = granularity_for(o.granularity, c.preset);
+  if (o.chat && c.task_options.chat.empty()) c.task_options.chat = "auto";
+  check(!c.task_options.chat.empty() || c.task_options.system.empty(),
+        "--system needs --chat or --chat-template");
   c.progress = !o.no_progress;
   check(!o.mo.model.empty(), "--model is required");
   c.threads = o.mo.threads;
@@ -108,6 +112,14 @@ KVSIEVE_COMMAND(50, [](CLI::App& app) -> std::function<int()> {
                   "Folder of LongBench's official jsonl files (<dataset>.jsonl); LongBench tasks "
                   "use --lengths as the maximum prompt length (middle truncation)");
   sub->add_option("--depths", o->depths, "NIAH depths in percent (default: spread over samples)");
+  sub->add_flag("--chat", o->chat,
+                "Put each prompt in the model's chat format (one user turn; the task's answer "
+                "prefix after the assistant's header; fidelity stays plain text)");
+  sub->add_option("--chat-template", o->cfg.task_options.chat,
+                  "Chat format by name, implies --chat: llama2, llama3, mistral, chatml (qwen2)")
+      ->check(CLI::IsMember({"llama2", "llama3", "mistral", "chatml", "qwen2"}));
+  sub->add_option("--system", o->cfg.task_options.system,
+                  "System message for --chat (default: the one the model's template adds, if any)");
   sub->add_option("-b,--batch", o->cfg.n_batch, "Prefill chunk size")->capture_default_str();
   sub->add_option("--kv-type", o->cfg.kv_type, "Element type of the KV cache: f32, f16, bf16")
       ->capture_default_str()

@@ -24,6 +24,13 @@ struct TaskOptions {
   // LongBench: the folder of the official data files (<dataset>.jsonl);
   // samples are its lines from run_seed on, prompts cut in the middle to the length.
   std::string longbench_dir;
+  // A chat template around each prompt (not fidelity's text): "" none,
+  // "auto" (the model's), or llama2, llama3, mistral, chatml. The context and
+  // question form one user turn; a task's answer prefix ("The pass key is")
+  // follows the assistant's header, as RULER does. Prompts keep their length
+  // in tokens, template included.
+  std::string chat;
+  std::string system;  // the system message; "": the template's default, if any
 };
 
 struct EvalConfig {

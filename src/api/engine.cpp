@@ -143,7 +143,9 @@ Engine::ChatPrompt Engine::chat_prompt(const std::string& context, const std::st
   check(!marker || t.encode(marker, false, false, true).size() == 1,
         "chat format {} does not fit this model: its vocabulary has no {} token",
         chat_format_name(f), marker ? marker : "");
-  const ChatSplit c = format_chat_split(f, system, context, question);
+  // Without a system message, the one the model's template adds (as transformers renders it).
+  const ChatSplit c = format_chat_split(
+      f, system.empty() ? default_system_message(t.spec(), f) : system, context, question);
   return {c.context, c.question, std::string(chat_format_name(f))};
 }
 

@@ -26,7 +26,7 @@ std::vector<EvalPrompt> eval_prompts(const Engine& engine, const EvalConfig& cfg
         p.seed = s.seed;
         p.length = s.length;
         p.depth = s.depth;
-        p.tokens = int64_t(tok.encode(s.context + s.question, true).size());
+        p.tokens = int64_t(tok.encode(s.context + s.question, tok.spec().add_bos).size());
         p.context = s.context;
         p.question = s.question;
         p.metric = s.metric;

@@ -75,9 +75,12 @@ std::string budget_label(const Combo& x) {
 }
 
 std::string row_key(const Sample& s, const Combo& x, const EvalConfig& c) {
-  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}", s.task, s.length, s.id, s.seed,
+  // Chat rows are other prompts than plain ones: their key says so.
+  const TaskOptions& t = c.task_options;
+  const std::string chat = t.chat.empty() ? "" : fmt::format("|chat:{}:{}", t.chat, t.system);
+  return fmt::format("{}|{}|{}|{}|{}|{}|{}|{}{}", s.task, s.length, s.id, s.seed,
                      c.query_agnostic ? "agnostic" : "aware", granularity_name(c.granularity),
-                     x.spec, budget_label(x));
+                     x.spec, budget_label(x), chat);
 }
 
 // Keys already in a results file. A last line without its newline was cut
@@ -320,6 +323,7 @@ EvalTotals run_eval(const Model& m, Backend& be, const EvalConfig& cfg) {
           if (s.depth >= 0) row["depth"] = s.depth;
           row["prompt_tokens"] = prefix.size() + tail.size();
           row["mode"] = cfg.query_agnostic ? "agnostic" : "aware";
+          if (!cfg.task_options.chat.empty()) row["chat"] = cfg.task_options.chat;
           row["granularity"] = granularity_name(cfg.granularity);
           row["method"] = x.method;
           row["spec"] = x.spec;

@@ -17,6 +17,9 @@ struct Sample {
 
   std::string context;   // compressed in both modes
   std::string question;  // after the context; query-agnostic runs read it after the cut
+  // The end of `question` that starts the answer ("The pass key is"): with a
+  // chat template it goes after the assistant's header, as RULER does.
+  std::string answer_prefix;
   std::vector<std::string> answers;
   std::vector<std::string> all_classes;  // LongBench classification tasks
   // "string_match_all", "string_match_part", a LongBench dataset name (its

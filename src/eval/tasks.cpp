@@ -1,11 +1,14 @@
 #include "eval/tasks.h"
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "core/error.h"
+#include "tokenizer/chat_template.h"
 
 namespace kvsieve::eval {
 
@@ -84,6 +87,37 @@ std::string load_haystack(const std::string& path) {
   return text;
 }
 
+namespace {
+
+// The chat template a prompt is put in (TaskOptions::chat).
+struct ChatWrap {
+  ChatFormat format{};
+  std::string system;
+  int64_t tokens = 0;  // what the template adds around an empty turn
+};
+
+std::string rstrip_ws(std::string s) {
+  while (!s.empty() && std::isspace(uint8_t(s.back()))) s.pop_back();
+  return s;
+}
+
+// context + question as one user turn; the answer prefix after the
+// assistant's header.
+void wrap_in_chat(Sample& s, const ChatWrap& w) {
+  std::string q = s.question, prefix;
+  const std::string& p = s.answer_prefix;
+  if (!p.empty() && q.size() >= p.size() && q.compare(q.size() - p.size(), p.size(), p) == 0) {
+    q.resize(q.size() - p.size());
+    prefix = p.substr(std::min(p.size(), p.find_first_not_of(" \t\n")));
+  }
+  const ChatSplit c = format_chat_split(w.format, w.system, s.context, rstrip_ws(q));
+  s.context = c.context;
+  s.question = c.question + prefix;
+  s.answer_prefix = prefix;
+}
+
+}  // namespace
+
 std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, int64_t length,
                                  int64_t n, uint64_t run_seed, const TaskOptions& opt) {
   const TaskInfo& info = find_task(task);
@@ -94,8 +128,21 @@ std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, 
   }
   TaskOptions o = opt;
   o.run_seed = run_seed;
-  TaskContext c{tok, [&tok](std::string_view s) { return int64_t(tok.encode(s, false).size()); },
-                length, o, cached};
+  const TokenCounter count = [&tok](std::string_view s) { return int64_t(tok.encode(s, false).size()); };
+  // Fidelity scores a continuation of plain text: no chat turn around it.
+  std::optional<ChatWrap> chat;
+  if (!opt.chat.empty() && info.name != "fidelity") {
+    ChatWrap w;
+    w.format = opt.chat == "auto" ? detect_chat_format(tok.spec()) : chat_format_from_name(opt.chat);
+    w.system = opt.system.empty() ? default_system_message(tok.spec(), w.format) : opt.system;
+    const ChatSplit empty = format_chat_split(w.format, w.system, "", "");
+    w.tokens = count(empty.context + empty.question);
+    chat = w;
+  }
+  // The task fills what the template leaves of the length.
+  const int64_t room = length - (chat ? chat->tokens : 0);
+  check(room >= 32, "a length of {} tokens leaves no room for a prompt inside the chat template", length);
+  TaskContext c{tok, count, room, o, cached, length};
   std::vector<Sample> out;
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t seed = sample_seed(run_seed, task, length, i);
@@ -104,6 +151,7 @@ std::vector<Sample> make_samples(const std::string& task, const Tokenizer& tok, 
     s.index = i;
     s.length = length;
     if (s.id.empty()) s.id = std::to_string(length) + "-" + std::to_string(i);
+    if (chat) wrap_in_chat(s, *chat);
     out.push_back(std::move(s));
   }
   return out;

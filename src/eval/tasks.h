@@ -16,9 +16,10 @@ namespace kvsieve::eval {
 struct TaskContext {
   const Tokenizer& tok;
   TokenCounter count;  // tokens of a text, no BOS
-  int64_t length;      // target prompt length in tokens
+  int64_t length;      // target prompt length in tokens (what a chat template leaves)
   const TaskOptions& opt;
   const std::string& haystack;  // the filler text (loaded once)
+  int64_t named_length;         // the length the samples are named and seeded for
 };
 
 struct TaskInfo {

@@ -15,6 +15,7 @@ const char* const kNeedle =
 const char* const kNiahHead =
     "You are a helpful AI bot that answers questions for a user. Keep your response short and "
     "direct.\n\n";
+const char* const kNiahAnswerPrefix = "Answer: The best thing to do in San Francisco is";
 const char* const kNiahQuestion =
     "\n\nQuestion: What is the best thing to do in San Francisco?\nAnswer: The best thing to do "
     "in San Francisco is";
@@ -46,6 +47,7 @@ Sample niah(const TaskContext& c, int64_t index, int64_t n, uint64_t seed) {
   hay.insert(at, kNeedle);
   s.context = std::string(kNiahHead) + hay;
   s.question = kNiahQuestion;
+  s.answer_prefix = kNiahAnswerPrefix;
   s.answers = {"sandwich", "Dolores Park"};
   s.metric = "string_match_all";
   s.max_new_tokens = 32;
@@ -71,6 +73,7 @@ Sample passkey(const TaskContext& c, int64_t index, int64_t n, uint64_t seed) {
   hay.insert(sentence_break_before(hay, s.depth), " " + info);
   s.context = head + hay;
   s.question = question;
+  s.answer_prefix = "The pass key is";
   s.answers = {key};
   s.metric = "string_match_all";
   s.max_new_tokens = 8;

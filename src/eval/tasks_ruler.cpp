@@ -95,6 +95,7 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
 // A built sample: the model input text and where its main context ends.
 struct Built {
   std::string text;
+  std::string answer_prefix;  // as it ends `text` (trailing spaces dropped)
   size_t context_end = 0;
   std::vector<std::string> answers;
   double depth = -1;
@@ -255,9 +256,9 @@ Built build_niah(const json& t, Rng rng, int64_t n, const TaskOptions& opt) {
   const size_t at = prompt.find("{context}");
   const std::string head = replace_all(prompt.substr(0, at), "{query}", query);
   b.context_end = head.size() + context.size();
-  b.text = rstrip_spaces(head + context +
-                         replace_all(prompt.substr(at + 9), "{query}", query) +
-                         replace_all(t["answer_prefix"].get<std::string>(), "{query}", query));
+  b.answer_prefix = replace_all(t["answer_prefix"].get<std::string>(), "{query}", query);
+  b.text = rstrip_spaces(head + context + replace_all(prompt.substr(at + 9), "{query}", query) +
+                         b.answer_prefix);
   return b;
 }
 
@@ -318,6 +319,7 @@ Built build_vt(const json& t, Rng rng, int64_t n, const TaskOptions&) {
   const size_t at = prompt.find("{context}");
   b.context_end = example.size() + 1 + at + main.context.size();
   b.text = rstrip_spaces(example + "\n" + render(main));
+  b.answer_prefix = replace_all(replace_all(prefix, "{query}", main.value), "{num_v}", num_v);
   b.answers = main.vars;
   return b;
 }
@@ -359,6 +361,7 @@ Built build_cwe(const json& t, Rng rng, int64_t n, int64_t length, const TaskOpt
   Built b;
   b.context_end = example.size() + prompt.find("{context}") + ctx.size();
   b.text = rstrip_spaces(example + replace_all(replace_all(prompt, "{context}", ctx), "{query}", "") + prefix);
+  b.answer_prefix = prefix;
   b.answers = common;
   return b;
 }
@@ -393,8 +396,9 @@ Built build_fwe(const json& t, Rng rng, int64_t n, int64_t length, const TaskOpt
   const std::string prompt = t["prompt_template"];
   Built b;
   b.context_end = prompt.find("{context}") + ctx.size();
+  b.answer_prefix = t["answer_prefix"].get<std::string>();
   b.text = rstrip_spaces(replace_all(replace_all(prompt, "{context}", ctx), "{query}", "") +
-                         t["answer_prefix"].get<std::string>());
+                         b.answer_prefix);
   b.answers = {vocab[1], vocab[2], vocab[3]};
   return b;
 }
@@ -406,11 +410,11 @@ Sample ruler_sample(const std::string& name, const TaskContext& c, int64_t index
   const int64_t ttg = t["tokens_to_generate"];
   // The integer sample seed of the README: run seed + index (below 1000000).
   const uint64_t seed = uint64_t(c.opt.run_seed) + uint64_t(index);
-  const Rng base{fnv1a64(name + "/" + std::to_string(c.length) + "/" + std::to_string(seed))};
+  const Rng base{fnv1a64(name + "/" + std::to_string(c.named_length) + "/" + std::to_string(seed))};
   auto build = [&](int64_t n) {
     if (family == "niah") return build_niah(t, base, n, c.opt);
     if (family == "variable_tracking") return build_vt(t, base, n, c.opt);
-    if (family == "common_words_extraction") return build_cwe(t, base, n, c.length, c.opt);
+    if (family == "common_words_extraction") return build_cwe(t, base, n, c.named_length, c.opt);
     return build_fwe(t, base, n, c.length, c.opt);
   };
   auto fits = [&](int64_t n) { return c.count(build(n).text) + ttg <= c.length; };
@@ -431,6 +435,7 @@ Sample ruler_sample(const std::string& name, const TaskContext& c, int64_t index
   s.seed = seed;
   s.context = b.text.substr(0, b.context_end);
   s.question = b.text.substr(b.context_end);
+  s.answer_prefix = rstrip_spaces(b.answer_prefix);
   s.answers = b.answers;
   s.depth = b.depth;
   s.metric = t["metric"];

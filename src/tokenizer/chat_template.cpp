@@ -102,6 +102,27 @@ std::string format_chatml(const std::vector<ChatMessage>& m, bool gen) {
 
 }  // namespace
 
+std::string default_system_message(const VocabSpec& v, ChatFormat f) {
+  const std::string& t = v.chat_template;
+  // Only a template that checks for a missing system message adds one; the
+  // literal it then writes is '<|im_start|>system\n' TEXT '<|im_end|>' with
+  // no template code inside TEXT.
+  if (f != ChatFormat::kChatML || !(contains(t, "!= 'system'") || contains(t, "!= \"system\"")))
+    return "";
+  for (const std::string_view head : {"<|im_start|>system\n", "<|im_start|>system\\n"}) {
+    const size_t at = t.find(head);
+    if (at == std::string::npos) continue;
+    const size_t from = at + head.size(), end = t.find("<|im_end|>", from);
+    if (end == std::string::npos) return "";
+    std::string text = t.substr(from, end - from);
+    if (text.find_first_of("'\"{}+") != std::string::npos) return "";  // template code, not text
+    // A Jinja string literal may spell a newline as backslash-n.
+    for (size_t i = 0; (i = text.find("\\n", i)) != std::string::npos;) text.replace(i, 2, "\n");
+    return text;
+  }
+  return "";
+}
+
 ChatFormat chat_format_from_name(std::string_view name) {
   if (name == "llama2") return ChatFormat::kLlama2;
   if (name == "llama3") return ChatFormat::kLlama3;

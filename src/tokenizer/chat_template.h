@@ -31,6 +31,11 @@ std::string_view chat_format_name(ChatFormat f);
 // special tokens it has; throws Error when neither tells.
 ChatFormat detect_chat_format(const VocabSpec& vocab);
 
+// The system message the vocabulary's chat template adds when a conversation
+// has none (SmolLM2's and Qwen2's ChatML templates do; transformers renders
+// it), or "" when it adds none or the template is not ChatML.
+std::string default_system_message(const VocabSpec& vocab, ChatFormat format);
+
 // Throws Error for roles a format cannot express (e.g. "tool" in llama2) or a
 // system message that is not first.
 std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messages,
