@@ -51,7 +51,7 @@ int run(EvalOptions& o) {
                           {"seed", s.seed},       {"length", s.length},
                           {"tokens", s.tokens},   {"context", s.context},
                           {"question", s.question}, {"answers", s.answers},
-                          {"metric", s.metric}};
+                          {"metric", s.metric}, {"max_new_tokens", s.max_new_tokens}};
       if (s.depth >= 0) j["depth"] = s.depth;
       std::printf("%s\n", j.dump().c_str());
     }

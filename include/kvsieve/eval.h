@@ -78,6 +78,7 @@ struct EvalPrompt {
   int64_t tokens = 0;     // context + question, with BOS
   std::string context, question, metric;
   std::vector<std::string> answers;
+  int64_t max_new_tokens = 0;  // the answer's length limit
 };
 std::vector<EvalPrompt> eval_prompts(const Engine& engine, const EvalConfig& cfg);
 

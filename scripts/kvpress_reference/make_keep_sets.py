@@ -149,6 +149,9 @@ def install_hook_shim(press, model):
         if kw.get("past_key_values") is None and kw.get("past_key_value") is not None:
             kw["past_key_values"] = kw["past_key_value"]
             SHIMS.add("hook kwargs: past_key_values taken from past_key_value")
+        if kw.get("past_key_values") is None and kw.get("cache") is not None:
+            kw["past_key_values"] = kw["cache"]
+            SHIMS.add("hook kwargs: past_key_values taken from cache (transformers >= 5.2x)")
         hs = kw["hidden_states"]
         q_len = hs.shape[1]
         if kw.get("cache_position") is None:

@@ -31,6 +31,7 @@ std::vector<EvalPrompt> eval_prompts(const Engine& engine, const EvalConfig& cfg
         p.question = s.question;
         p.metric = s.metric;
         p.answers = s.answers;
+        p.max_new_tokens = s.max_new_tokens;
         out.push_back(std::move(p));
       }
   return out;
