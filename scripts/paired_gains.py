@@ -51,7 +51,7 @@ def main():
                 continue
             groups = [r["length"], "all"] if a.by_length else ["all"]
             for g in groups:
-                scores[(r["mode"], g)][(r["spec"], budget_of(r))][(r["task"], r["length"], r["id"])] = 100.0 * r["score"]
+                scores[(r["mode"], g)][(r.get("kv", r["method"]), budget_of(r))][(r["task"], r["length"], r["id"])] = 100.0 * r["score"]
     for (mode, group) in sorted(scores, key=lambda k: (k[0], str(k[1]))):
         s = scores[(mode, group)]
         budgets = sorted({b for (_, b) in s}, key=budget_key)

@@ -51,9 +51,15 @@ if [ "$what" = all ] || [ "$what" = train ]; then
       --lr 0.02 --response-tokens 32 --checkpoint-every 25 \
       --init-text " What is the special magic number mentioned in the provided text?" -o "$@"
   }
-  [ -f "$AWARE" ] && [ ! -f "$AWARE.state" ] || train "$AWARE" $([ -f "$AWARE.state" ] && echo --resume)
-  [ -f "$AGNOSTIC" ] && [ ! -f "$AGNOSTIC.state" ] ||
-    train "$AGNOSTIC" --query-agnostic $([ -f "$AGNOSTIC.state" ] && echo --resume)
+  # OUT.done marks a finished training; an interrupted one resumes from its checkpoint.
+  for soft in "$AWARE" "$AGNOSTIC"; do
+    [ -f "$soft.done" ] && continue
+    flags=()
+    [ "$soft" = "$AGNOSTIC" ] && flags+=(--query-agnostic)
+    [ -f "$soft.state" ] && flags+=(--resume)
+    train "$soft" "${flags[@]}"
+    touch "$soft.done"
+  done
 fi
 
 if [ "$what" = all ] || [ "$what" = eval ]; then
