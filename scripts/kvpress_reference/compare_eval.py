@@ -56,20 +56,25 @@ def answer(model, tok, ctx, q, press, max_new):
     prefill_s = time.perf_counter() - t0
     kept = cache.get_seq_length(0)
     t0 = time.perf_counter()
+    # One token at a time, the question too: PyramidKV leaves each layer a cache of its own
+    # length, and transformers builds one attention mask for all layers from layer 0's (a
+    # single query needs none).
     pos = len(ctx)
-    feed = q
     out = []
+    logits = None
     with torch.no_grad():
-        for _ in range(max_new + 1):
-            x = torch.tensor([feed])
-            p = torch.arange(pos, pos + len(feed)).unsqueeze(0)
-            logits = model(input_ids=x, past_key_values=cache, position_ids=p, use_cache=True).logits
-            pos += len(feed)
+        for t in q:
+            logits = model(input_ids=torch.tensor([[t]]), past_key_values=cache,
+                           position_ids=torch.tensor([[pos]]), use_cache=True).logits
+            pos += 1
+        while True:
             nxt = int(logits[0, -1].argmax())
             if nxt == tok.eos_token_id or len(out) == max_new:
                 break
             out.append(nxt)
-            feed = [nxt]
+            logits = model(input_ids=torch.tensor([[nxt]]), past_key_values=cache,
+                           position_ids=torch.tensor([[pos]]), use_cache=True).logits
+            pos += 1
     decode_s = time.perf_counter() - t0
     return tok.decode(out, skip_special_tokens=True), prefill_s, decode_s, kept
 
