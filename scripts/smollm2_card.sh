@@ -66,6 +66,8 @@ if [ "$what" = all ] || [ "$what" = eval ]; then
   for mode in $MODES; do
     flag=() soft=$AWARE
     [ "$mode" = agnostic ] && flag=(--query-agnostic) soft=$AGNOSTIC
+    # Without a training of its own, the soft tokens shipped in models/ (the same files).
+    [ -f "$soft" ] || soft=models/$(basename "$soft")
     judgeq=()
     [ -f "$soft" ] && judgeq=("judgeq:soft=$soft")
     $KV eval "${COMMON[@]}" "${flag[@]}" --chat --tasks "$TASKS" --lengths "$LENGTHS" \
