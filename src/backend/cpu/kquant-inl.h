@@ -1,0 +1,109 @@
+// What the per-type K-quant kernels share (compiled per Highway target in
+// each matmul_q*_k.cpp): a driver that walks W rows and super-blocks, asks
+// the type's unpacker for the block's scaled integer weights, and takes
+// integer dot products with the Q8_K activation rows.
+//
+// Per super-block the unpacker writes ws[256] (int16) = sub-block scale x
+// level, the exact integers of the format (Q4_K/Q5_K: sc·q, at most
+// 63·31; Q6_K: sc·(q - 32), |.| <= 127·32 = 4064). Then for each x row
+//   isum (int32 lanes) = Σ ws[v]·q8[v]    (pairs of int16 products, |q8| <= 127:
+//                                           |sum| < 256·4064·127 < 2^31, exact)
+//   acc (f32 lanes)   += float(isum) · (d·x.d)
+//   mins (f32)        += dmin·x.d·Σ_j mn[j]·(bsum[2j] + bsum[2j+1])   (Q4_K/Q5_K)
+// and y = Σ lanes(acc) - mins. The unpack is done once per block and reused
+// by every x row (n <= kDotMaxN of matmul-inl.h); W is streamed once, rows
+// in order (one long stream per thread, which the prefetchers follow).
+#if defined(KVSIEVE_BACKEND_CPU_KQUANT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef KVSIEVE_BACKEND_CPU_KQUANT_INL_H_
+#undef KVSIEVE_BACKEND_CPU_KQUANT_INL_H_
+#else
+#define KVSIEVE_BACKEND_CPU_KQUANT_INL_H_
+#endif
+
+#include <cstring>
+
+#include "core/kquant.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvsieve {
+namespace HWY_NAMESPACE {
+namespace kq {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// What an unpacker gives for one super-block.
+struct Unpacked {
+  HWY_ALIGN int16_t ws[kQK_K];  // scale x level, in value order
+  float d = 0;                  // the block's d (f16 widened)
+  float dmin = 0;               // Q4_K/Q5_K: dmin; 0 for Q6_K
+  int16_t mn[8] = {};           // Q4_K/Q5_K: the sub-block mins
+};
+
+#if HWY_TARGET != HWY_SCALAR
+// Σ_v ws[v]·q8[v] over a super-block, as int32 lanes (their sum is the dot).
+HWY_INLINE hn::Vec<hn::ScalableTag<int32_t>> DotBlock(const int16_t* HWY_RESTRICT ws,
+                                                     const int8_t* HWY_RESTRICT q8) {
+  const hn::ScalableTag<int16_t> d16;
+  const hn::Repartition<int32_t, decltype(d16)> d32;
+  const hn::Rebind<int8_t, decltype(d16)> d8;
+  const size_t N = hn::Lanes(d16);
+  auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
+  for (size_t v = 0; v < size_t(kQK_K); v += N) {
+    const auto w = hn::Load(d16, ws + v);
+    const auto q = hn::PromoteTo(d16, hn::LoadU(d8, q8 + v));
+    s0 = hn::ReorderWidenMulAccumulate(d32, w, q, s0, s1);
+  }
+  return hn::Add(s0, s1);  // lanes reordered, the total is the dot product
+}
+#endif
+
+// The K-quant matrix-vector product for one weight type. Unpack(blk, &u)
+// fills u for the block at blk; kMins: the type has mins (Q4_K, Q5_K).
+// RefDot(w_row, x_row, nb) is the scalar reference, used on the scalar target.
+template <size_t kBlockBytes, bool kMins, class Unpack, class RefDot>
+HWY_INLINE void DotRowsK(const Unpack& unpack, const RefDot& ref_dot, const uint8_t* w,
+                         size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x, int64_t n,
+                         size_t nb, float* y, size_t ys, const float* bias) {
+#if HWY_TARGET == HWY_SCALAR
+  // One lane: no pairwise products to use; the reference is the kernel.
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t m = 0; m < n; ++m)
+      y[size_t(m) * ys + size_t(r)] =
+          ref_dot(w + size_t(r) * row_bytes, x + size_t(m) * nb, int64_t(nb)) + (bias ? bias[r] : 0.0f);
+#else
+  const hn::ScalableTag<float> df;
+  using VF = hn::Vec<decltype(df)>;
+  constexpr int64_t kMaxN = 32;  // matmul-inl.h sends at most kDotMaxN (<= 20) rows
+  HWY_ASSERT(n <= kMaxN);
+  Unpacked u;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    VF acc[kMaxN];
+    float mins[kMaxN];
+    for (int64_t m = 0; m < n; ++m) acc[m] = hn::Zero(df), mins[m] = 0;
+    for (size_t b = 0; b < nb; ++b) {
+      unpack(row + b * kBlockBytes, &u);
+      for (int64_t m = 0; m < n; ++m) {
+        const BlockQ8_K& xb = x[size_t(m) * nb + b];
+        const auto isum = DotBlock(u.ws, xb.qs);
+        acc[m] = hn::MulAdd(hn::ConvertTo(df, isum), hn::Set(df, u.d * xb.d), acc[m]);
+        if constexpr (kMins) {
+          int32_t msum = 0;
+          for (int j = 0; j < 8; ++j) msum += u.mn[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
+          mins[m] += u.dmin * xb.d * float(msum);
+        }
+      }
+    }
+    for (int64_t m = 0; m < n; ++m)
+      y[size_t(m) * ys + size_t(r)] =
+          hn::GetLane(hn::SumOfLanes(df, acc[m])) - mins[m] + (bias ? bias[r] : 0.0f);
+  }
+#endif
+}
+
+}  // namespace kq
+}  // namespace HWY_NAMESPACE
+}  // namespace kvsieve
+HWY_AFTER_NAMESPACE();
+
+#endif  // KVSIEVE_BACKEND_CPU_KQUANT_INL_H_

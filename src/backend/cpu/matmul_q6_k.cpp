@@ -1,0 +1,60 @@
+// Q6_K x Q8_K matrix-vector kernel (layout in core/kquant.h), per Highway
+// target; the driver and the integer dot are in kquant-inl.h.
+#include "backend/cpu/hwy_targets.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "backend/cpu/matmul_q6_k.cpp"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+
+#include "hwy/highway.h"
+#include "backend/cpu/kquant-inl.h"
+#include "backend/cpu/kquant_kernels.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace kvsieve {
+namespace HWY_NAMESPACE {
+namespace {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ws[v] = sc[v/16]·(q - 32). Per half h and quarter t (values 128h + 32t + l):
+// low bits from ql[64h + l (+32 for t odd)] (low nibble for t < 2, high
+// for t >= 2), top bits (qh[32h + l] >> 2t) & 3.
+HWY_INLINE void UnpackQ6K(const uint8_t* blk, kq::Unpacked* u) {
+  const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
+  u->d = f16_to_f32(b->d);
+  const hn::CappedTag<int16_t, 16> d16;  // at most one 16-value scale group per vector
+  const hn::Rebind<uint8_t, decltype(d16)> d8;
+  const size_t N = hn::Lanes(d16);
+  const auto low4 = hn::Set(d16, 0xF), three = hn::Set(d16, 3), k32 = hn::Set(d16, 32);
+  for (int h = 0; h < 2; ++h) {
+    const uint8_t* ql = b->ql + 64 * h;
+    const uint8_t* qh = b->qh + 32 * h;
+    for (int t = 0; t < 4; ++t) {
+      for (size_t l = 0; l < 32; l += N) {
+        const auto lb = hn::PromoteTo(d16, hn::LoadU(d8, ql + (t & 1) * 32 + l));
+        const auto lo = t < 2 ? hn::And(lb, low4) : hn::ShiftRight<4>(lb);
+        const auto hb = hn::PromoteTo(d16, hn::LoadU(d8, qh + l));
+        const auto top = hn::And(hn::ShiftRightSame(hb, 2 * t), three);
+        const auto q = hn::Sub(hn::Or(lo, hn::ShiftLeft<4>(top)), k32);
+        const int v = 128 * h + 32 * t + int(l);
+        hn::StoreU(hn::Mul(q, hn::Set(d16, int16_t(b->scales[v / 16]))), d16, u->ws + v);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void DotRowsQ6K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
+                int64_t n, size_t nb, float* y, size_t ys, const float* bias) {
+  kq::DotRowsK<sizeof(BlockQ6_K), false>(
+      UnpackQ6K,
+      [](const uint8_t* wr, const BlockQ8_K* xr, int64_t k) {
+        return dot_q6_K_q8_K(reinterpret_cast<const BlockQ6_K*>(wr), xr, k);
+      },
+      w, row_bytes, r0, r1, x, n, nb, y, ys, bias);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace kvsieve
+HWY_AFTER_NAMESPACE();
