@@ -57,6 +57,23 @@ HWY_INLINE hn::Vec<hn::ScalableTag<int32_t>> DotBlock(const int16_t* HWY_RESTRIC
 }
 #endif
 
+// out[256] = d·ws[v] - dmin·mn[v/32] for a Q4_K/Q5_K block (ws = sc·q). As
+// core's dequantize_row: d·sc·q is exact in f32 (an f16 times at most 11
+// bits) whichever way it is grouped, dmin·mn too, so the one rounding of the
+// difference is the same.
+HWY_INLINE void StoreQ45(const Unpacked& u, float* HWY_RESTRICT out) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int16_t, decltype(df)> d16;
+  const hn::Rebind<int32_t, decltype(df)> d32;
+  const size_t N = hn::Lanes(df);
+  const auto d = hn::Set(df, u.d);
+  for (size_t v = 0; v < size_t(kQK_K); v += N) {
+    const auto w = hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(d16, u.ws + v)));
+    const auto m = hn::Set(df, u.dmin * float(u.mn[v / 32]));
+    hn::StoreU(hn::Sub(hn::Mul(w, d), m), df, out + v);
+  }
+}
+
 // The K-quant matrix-vector product for one weight type. Unpack(blk, &u)
 // fills u for the block at blk; kMins: the type has mins (Q4_K, Q5_K).
 // RefDot(w_row, x_row, nb) is the scalar reference, used on the scalar target.

@@ -26,6 +26,12 @@ HWY_BEFORE_NAMESPACE();
 namespace kvsieve {
 namespace HWY_NAMESPACE {
 
+// One row of K values decoded to f32, exactly core's dequantize_row (the
+// panel form of matmul, prefill): out[K].
+void DequantRowQ4K(const uint8_t* row, size_t K, float* out);
+void DequantRowQ5K(const uint8_t* row, size_t K, float* out);
+void DequantRowQ6K(const uint8_t* row, size_t K, float* out);
+
 void DotRowsQ4K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias);
 void DotRowsQ5K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,

@@ -26,7 +26,7 @@
 // matmul_q*_k.cpp, driver in kquant-inl.h), as llama.cpp does: their 4-6 bit
 // levels times 6/8-bit sub-block scales are exact int16s, and an int16 pair
 // product does twice the work of an f32 FMA. In the panel form they are
-// dequantized to f32 by core's dequantize_row (the reference values).
+// dequantized to f32 by the same files (exactly core's dequantize_row values).
 //
 // Other quantized weights are dequantized to f32 (exactly the values of core's
 // dequantize_row) rather than quantizing x to Q8 for integer dots: the
@@ -236,8 +236,12 @@ HWY_INLINE void DecodeRowPlain(const uint8_t* row, size_t K, float* HWY_RESTRICT
 
 template <DType T>
 HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
-  if constexpr (is_kquant(T)) {
-    dequantize_row(T, row, out, int64_t(K));  // amortised over every panel of x
+  if constexpr (T == DType::Q4_K) {
+    DequantRowQ4K(row, K, out);  // kquant_kernels.h; exactly dequantize_row's values
+  } else if constexpr (T == DType::Q5_K) {
+    DequantRowQ5K(row, K, out);
+  } else if constexpr (T == DType::Q6_K) {
+    DequantRowQ6K(row, K, out);
   } else {
     DecodeRowPlain<T>(row, K, out);
   }

@@ -50,6 +50,14 @@ HWY_INLINE void UnpackQ5K(const uint8_t* blk, kq::Unpacked* u) {
 
 }  // namespace
 
+void DequantRowQ5K(const uint8_t* row, size_t K, float* out) {
+  kq::Unpacked u;
+  for (size_t b = 0; b < K / kQK_K; ++b) {
+    UnpackQ5K(row + b * sizeof(BlockQ5_K), &u);
+    kq::StoreQ45(u, out + b * kQK_K);
+  }
+}
+
 void DotRowsQ5K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias) {
   kq::DotRowsK<sizeof(BlockQ5_K), true>(

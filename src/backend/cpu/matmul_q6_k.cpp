@@ -19,6 +19,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // ws[v] = sc[v/16]·(q - 32). Per half h and quarter t (values 128h + 32t + l):
 // low bits from ql[64h + l (+32 for t odd)] (low nibble for t < 2, high
 // for t >= 2), top bits (qh[32h + l] >> 2t) & 3.
+// kScaled = false: ws[v] = q - 32 alone (for the dequantisation, which must
+// round (d·sc)·q as core does).
+template <bool kScaled = true>
 HWY_INLINE void UnpackQ6K(const uint8_t* blk, kq::Unpacked* u) {
   const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
   u->d = f16_to_f32(b->d);
@@ -37,7 +40,11 @@ HWY_INLINE void UnpackQ6K(const uint8_t* blk, kq::Unpacked* u) {
         const auto top = hn::And(hn::ShiftRightSame(hb, 2 * t), three);
         const auto q = hn::Sub(hn::Or(lo, hn::ShiftLeft<4>(top)), k32);
         const int v = 128 * h + 32 * t + int(l);
-        hn::StoreU(hn::Mul(q, hn::Set(d16, int16_t(b->scales[v / 16]))), d16, u->ws + v);
+        if constexpr (kScaled) {
+          hn::StoreU(hn::Mul(q, hn::Set(d16, int16_t(b->scales[v / 16]))), d16, u->ws + v);
+        } else {
+          hn::StoreU(q, d16, u->ws + v);
+        }
       }
     }
   }
@@ -45,10 +52,28 @@ HWY_INLINE void UnpackQ6K(const uint8_t* blk, kq::Unpacked* u) {
 
 }  // namespace
 
+void DequantRowQ6K(const uint8_t* row, size_t K, float* out) {
+  const hn::ScalableTag<float> df;
+  const hn::Rebind<int16_t, decltype(df)> d16;
+  const hn::Rebind<int32_t, decltype(df)> d32;
+  const size_t N = hn::Lanes(df);
+  kq::Unpacked u;
+  for (size_t b = 0; b < K / kQK_K; ++b) {
+    const auto* blk = reinterpret_cast<const BlockQ6_K*>(row + b * sizeof(BlockQ6_K));
+    UnpackQ6K<false>(row + b * sizeof(BlockQ6_K), &u);
+    for (size_t v = 0; v < size_t(kQK_K); v += N) {
+      // (d·sc)·(q - 32), in core's order: d·sc is exact, the product rounds once.
+      const auto ds = hn::Set(df, u.d * float(blk->scales[v / 16]));
+      const auto q = hn::ConvertTo(df, hn::PromoteTo(d32, hn::LoadU(d16, u.ws + v)));
+      hn::StoreU(hn::Mul(ds, q), df, out + b * kQK_K + v);
+    }
+  }
+}
+
 void DotRowsQ6K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias) {
   kq::DotRowsK<sizeof(BlockQ6_K), false>(
-      UnpackQ6K,
+      UnpackQ6K<true>,
       [](const uint8_t* wr, const BlockQ8_K* xr, int64_t k) {
         return dot_q6_K_q8_K(reinterpret_cast<const BlockQ6_K*>(wr), xr, k);
       },

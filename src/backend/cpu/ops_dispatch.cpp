@@ -28,9 +28,19 @@ HWY_BEFORE_NAMESPACE();
 namespace kvsieve {
 namespace HWY_NAMESPACE {
 
+void DequantizeRow(DType t, const void* row, int64_t n, float* out) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  switch (t) {
+    case DType::Q4_K: return DequantRowQ4K(p, size_t(n), out);
+    case DType::Q5_K: return DequantRowQ5K(p, size_t(n), out);
+    case DType::Q6_K: return DequantRowQ6K(p, size_t(n), out);
+    default: return dequantize_row(t, row, out, n);
+  }
+}
+
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &DotRows, &AxpyRows,
+      hwy::TargetName(HWY_TARGET), &Matmul, &DequantizeRow, &Dot, &Axpy, &DotRows, &AxpyRows,
       &DotRowsF16, &DotRowsBF16, &AxpyRowsF16, &AxpyRowsBF16, &Scale, &Add,
       &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };
