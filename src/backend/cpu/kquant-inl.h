@@ -74,41 +74,80 @@ HWY_INLINE void StoreQ45(const Unpacked& u, float* HWY_RESTRICT out) {
   }
 }
 
-// The K-quant matrix-vector product for one weight type. Unpack(blk, &u)
-// fills u for the block at blk; kMins: the type has mins (Q4_K, Q5_K).
-// RefDot(w_row, x_row, nb) is the scalar reference, used on the scalar target.
-template <size_t kBlockBytes, bool kMins, class Unpack, class RefDot>
-HWY_INLINE void DotRowsK(const Unpack& unpack, const RefDot& ref_dot, const uint8_t* w,
+// Fills u.ws from a block through a type's visitor (see DotRowsK).
+template <class Visit>
+HWY_INLINE void Unpack(const Visit& visit, const uint8_t* blk, Unpacked* u) {
+  const typename Visit::D16 d16;
+  visit(blk, u, [&](size_t v, hn::Vec<typename Visit::D16> w) { hn::StoreU(w, d16, u->ws + v); });
+}
+
+// The K-quant matrix-vector product for one weight type. visit(blk, &u, fn)
+// sets u.d, u.dmin, u.mn of the block at blk and calls fn(v, w) for each
+// chunk of Visit::D16 lanes: w = the scaled levels of values v, v + 1, ...
+// (never crossing a sub-block or scale group). For one x row (decode) the
+// chunks go straight into the integer dot product; for several, they are
+// stored once (u.ws) and reused by every row. kMins: the type has mins
+// (Q4_K, Q5_K). ref_dot(w_row, x_row, nb) is the scalar reference, which the
+// scalar target runs.
+template <size_t kBlockBytes, bool kMins, class Visit, class RefDot>
+HWY_INLINE void DotRowsK(const Visit& visit, const RefDot& ref_dot, const uint8_t* w,
                          size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x, int64_t n,
                          size_t nb, float* y, size_t ys, const float* bias) {
 #if HWY_TARGET == HWY_SCALAR
   // One lane: no pairwise products to use; the reference is the kernel.
+  (void)visit;
   for (int64_t r = r0; r < r1; ++r)
     for (int64_t m = 0; m < n; ++m)
       y[size_t(m) * ys + size_t(r)] =
           ref_dot(w + size_t(r) * row_bytes, x + size_t(m) * nb, int64_t(nb)) + (bias ? bias[r] : 0.0f);
 #else
+  Unpacked u;
+  auto mins_of = [&](const BlockQ8_K& xb) {
+    int32_t msum = 0;
+    for (int j = 0; j < 8; ++j) msum += u.mn[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
+    return u.dmin * xb.d * float(msum);
+  };
+  if (n == 1) {
+    // Decode: the chunks of a block meet the Q8_K values in registers.
+    using D16 = typename Visit::D16;
+    const D16 d16;
+    const hn::Repartition<int32_t, D16> d32;
+    const hn::Repartition<float, D16> dfc;
+    const hn::Rebind<int8_t, D16> d8;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = w + size_t(r) * row_bytes;
+      auto acc = hn::Zero(dfc);
+      float mins = 0;
+      for (size_t b = 0; b < nb; ++b) {
+        const BlockQ8_K& xb = x[b];
+        auto s0 = hn::Zero(d32), s1 = hn::Zero(d32);
+        visit(row + b * kBlockBytes, &u, [&](size_t v, hn::Vec<D16> wv) {
+          const auto q = hn::PromoteTo(d16, hn::LoadU(d8, xb.qs + v));
+          s0 = hn::ReorderWidenMulAccumulate(d32, wv, q, s0, s1);
+        });
+        acc = hn::MulAdd(hn::ConvertTo(dfc, hn::Add(s0, s1)), hn::Set(dfc, u.d * xb.d), acc);
+        if constexpr (kMins) mins += mins_of(xb);
+      }
+      y[size_t(r)] = hn::GetLane(hn::SumOfLanes(dfc, acc)) - mins + (bias ? bias[r] : 0.0f);
+    }
+    return;
+  }
   const hn::ScalableTag<float> df;
   using VF = hn::Vec<decltype(df)>;
   constexpr int64_t kMaxN = 32;  // matmul-inl.h sends at most kDotMaxN (<= 20) rows
   HWY_ASSERT(n <= kMaxN);
-  Unpacked u;
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * row_bytes;
     VF acc[kMaxN];
     float mins[kMaxN];
     for (int64_t m = 0; m < n; ++m) acc[m] = hn::Zero(df), mins[m] = 0;
     for (size_t b = 0; b < nb; ++b) {
-      unpack(row + b * kBlockBytes, &u);
+      Unpack(visit, row + b * kBlockBytes, &u);
       for (int64_t m = 0; m < n; ++m) {
         const BlockQ8_K& xb = x[size_t(m) * nb + b];
         const auto isum = DotBlock(u.ws, xb.qs);
         acc[m] = hn::MulAdd(hn::ConvertTo(df, isum), hn::Set(df, u.d * xb.d), acc[m]);
-        if constexpr (kMins) {
-          int32_t msum = 0;
-          for (int j = 0; j < 8; ++j) msum += u.mn[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
-          mins[m] += u.dmin * xb.d * float(msum);
-        }
+        if constexpr (kMins) mins[m] += mins_of(xb);
       }
     }
     for (int64_t m = 0; m < n; ++m)

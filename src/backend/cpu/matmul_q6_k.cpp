@@ -16,39 +16,44 @@ namespace HWY_NAMESPACE {
 namespace {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// ws[v] = sc[v/16]·(q - 32). Per half h and quarter t (values 128h + 32t + l):
-// low bits from ql[64h + l (+32 for t odd)] (low nibble for t < 2, high
-// for t >= 2), top bits (qh[32h + l] >> 2t) & 3.
-// kScaled = false: ws[v] = q - 32 alone (for the dequantisation, which must
-// round (d·sc)·q as core does).
-template <bool kScaled = true>
-HWY_INLINE void UnpackQ6K(const uint8_t* blk, kq::Unpacked* u) {
-  const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
-  u->d = f16_to_f32(b->d);
-  const hn::CappedTag<int16_t, 16> d16;  // at most one 16-value scale group per vector
-  const hn::Rebind<uint8_t, decltype(d16)> d8;
-  const size_t N = hn::Lanes(d16);
-  const auto low4 = hn::Set(d16, 0xF), three = hn::Set(d16, 3), k32 = hn::Set(d16, 32);
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = b->ql + 64 * h;
-    const uint8_t* qh = b->qh + 32 * h;
-    for (int t = 0; t < 4; ++t) {
+// Chunks of sc[v/16]·(q - 32). Per half h and quarter t (values 128h + 32t +
+// l): low bits from ql[64h + l (+32 for t odd)] (low nibble for t < 2, high
+// for t >= 2), top bits (qh[32h + l] >> 2t) & 3. kScaled = false: q - 32
+// alone (the dequantisation must round (d·sc)·q as core does).
+template <bool kScaled>
+struct VisitQ6K {
+  using D16 = hn::CappedTag<int16_t, 16>;  // at most one 16-value scale group per vector
+  template <class Fn>
+  HWY_INLINE void operator()(const uint8_t* blk, kq::Unpacked* u, const Fn& fn) const {
+    const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
+    u->d = f16_to_f32(b->d);
+    const D16 d16;
+    const hn::Rebind<uint8_t, D16> d8;
+    const size_t N = hn::Lanes(d16);
+    const auto low4 = hn::Set(d16, 0xF), three = hn::Set(d16, 3), k32 = hn::Set(d16, 32);
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = b->ql + 64 * h;
+      const uint8_t* qh = b->qh + 32 * h;
       for (size_t l = 0; l < 32; l += N) {
-        const auto lb = hn::PromoteTo(d16, hn::LoadU(d8, ql + (t & 1) * 32 + l));
-        const auto lo = t < 2 ? hn::And(lb, low4) : hn::ShiftRight<4>(lb);
         const auto hb = hn::PromoteTo(d16, hn::LoadU(d8, qh + l));
-        const auto top = hn::And(hn::ShiftRightSame(hb, 2 * t), three);
-        const auto q = hn::Sub(hn::Or(lo, hn::ShiftLeft<4>(top)), k32);
-        const int v = 128 * h + 32 * t + int(l);
-        if constexpr (kScaled) {
-          hn::StoreU(hn::Mul(q, hn::Set(d16, int16_t(b->scales[v / 16]))), d16, u->ws + v);
-        } else {
-          hn::StoreU(q, d16, u->ws + v);
+        const auto l0 = hn::PromoteTo(d16, hn::LoadU(d8, ql + l));
+        const auto l1 = hn::PromoteTo(d16, hn::LoadU(d8, ql + 32 + l));
+        const decltype(l0) lows[4] = {hn::And(l0, low4), hn::And(l1, low4), hn::ShiftRight<4>(l0),
+                                      hn::ShiftRight<4>(l1)};
+        for (int t = 0; t < 4; ++t) {
+          const auto top = hn::And(hn::ShiftRightSame(hb, 2 * t), three);
+          const auto q = hn::Sub(hn::Or(lows[t], hn::ShiftLeft<4>(top)), k32);
+          const size_t v = size_t(128 * h + 32 * t) + l;
+          if constexpr (kScaled) {
+            fn(v, hn::Mul(q, hn::Set(d16, int16_t(b->scales[v / 16]))));
+          } else {
+            fn(v, q);
+          }
         }
       }
     }
   }
-}
+};
 
 }  // namespace
 
@@ -60,7 +65,7 @@ void DequantRowQ6K(const uint8_t* row, size_t K, float* out) {
   kq::Unpacked u;
   for (size_t b = 0; b < K / kQK_K; ++b) {
     const auto* blk = reinterpret_cast<const BlockQ6_K*>(row + b * sizeof(BlockQ6_K));
-    UnpackQ6K<false>(row + b * sizeof(BlockQ6_K), &u);
+    kq::Unpack(VisitQ6K<false>(), row + b * sizeof(BlockQ6_K), &u);
     for (size_t v = 0; v < size_t(kQK_K); v += N) {
       // (d·sc)·(q - 32), in core's order: d·sc is exact, the product rounds once.
       const auto ds = hn::Set(df, u.d * float(blk->scales[v / 16]));
@@ -73,7 +78,7 @@ void DequantRowQ6K(const uint8_t* row, size_t K, float* out) {
 void DotRowsQ6K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias) {
   kq::DotRowsK<sizeof(BlockQ6_K), false>(
-      UnpackQ6K<true>,
+      VisitQ6K<true>(),
       [](const uint8_t* wr, const BlockQ8_K* xr, int64_t k) {
         return dot_q6_K_q8_K(reinterpret_cast<const BlockQ6_K*>(wr), xr, k);
       },
