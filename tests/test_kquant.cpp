@@ -54,7 +54,11 @@ TEST(KQuant, ScalePackingRoundTrips) {
     uint8_t sc[8], mn[8], packed[12];
     for (int j = 0; j < 8; ++j) sc[j] = uint8_t(rng() % 64), mn[j] = uint8_t(rng() % 64);
     pack_scales_k4(sc, mn, packed);
+    uint8_t sc_all[8], mn_all[8];
+    unpack_scales_k4_all(packed, sc_all, mn_all);
     for (int j = 0; j < 8; ++j) {
+      ASSERT_EQ(sc_all[j], sc[j]) << j;
+      ASSERT_EQ(mn_all[j], mn[j]) << j;
       int s, m;
       unpack_scales_k4(packed, j, &s, &m);
       ASSERT_EQ(s, sc[j]) << j;

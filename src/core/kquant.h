@@ -21,6 +21,7 @@
 // of 16 (what the Q4_K/Q5_K mins multiply).
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "core/dtype.h"
 
@@ -67,6 +68,21 @@ inline void unpack_scales_k4(const uint8_t* s, int j, int* sc, int* mn) {
     *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
     *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
   }
+}
+// All eight at once, branch-free on 32-bit words (what the kernels use; the
+// same values as unpack_scales_k4, tested).
+inline void unpack_scales_k4_all(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, s, 4);
+  std::memcpy(&w1, s + 4, 4);
+  std::memcpy(&w2, s + 8, 4);
+  const uint32_t lo = w0 & 0x3f3f3f3fu, mlo = w1 & 0x3f3f3f3fu;
+  const uint32_t hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+  const uint32_t mhi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+  std::memcpy(sc, &lo, 4);
+  std::memcpy(sc + 4, &hi, 4);
+  std::memcpy(mn, &mlo, 4);
+  std::memcpy(mn + 4, &mhi, 4);
 }
 // The inverse: packs sc[8], mn[8] (each 0..63) into 12 bytes.
 void pack_scales_k4(const uint8_t* sc, const uint8_t* mn, uint8_t* s);

@@ -39,6 +39,25 @@ struct Unpacked {
   int16_t mn[8] = {};           // Q4_K/Q5_K: the sub-block mins
 };
 
+// The two f16 values at p (a block's d and dmin) widened exactly, in one
+// vcvtph2ps where the target has it (core's f16_to_f32 is an out-of-line
+// call, a noticeable part of a block's time).
+HWY_INLINE void HalfPair(const uint8_t* p, float* a, float* b) {
+  const hn::CappedTag<float, 2> d2;
+  const hn::Rebind<hwy::float16_t, decltype(d2)> dh;
+  HWY_ALIGN float out[hn::MaxLanes(d2) < 2 ? 2 : hn::MaxLanes(d2)];
+  if constexpr (hn::MaxLanes(d2) >= 2) {
+    hn::Store(hn::PromoteTo(d2, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p))), d2, out);
+  } else {
+    uint16_t h[2];
+    std::memcpy(h, p, 4);
+    out[0] = f16_to_f32(h[0]);
+    out[1] = f16_to_f32(h[1]);
+  }
+  *a = out[0];
+  *b = out[1];
+}
+
 #if HWY_TARGET != HWY_SCALAR
 // Σ_v ws[v]·q8[v] over a super-block, as int32 lanes (their sum is the dot).
 HWY_INLINE hn::Vec<hn::ScalableTag<int32_t>> DotBlock(const int16_t* HWY_RESTRICT ws,

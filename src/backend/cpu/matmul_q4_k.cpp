@@ -23,21 +23,16 @@ struct VisitQ4K {
   template <class Fn>
   HWY_INLINE void operator()(const uint8_t* blk, kq::Unpacked* u, const Fn& fn) const {
     const auto* b = reinterpret_cast<const BlockQ4_K*>(blk);
-    u->d = f16_to_f32(b->d);
-    u->dmin = f16_to_f32(b->dmin);
-    int16_t sc[8];
-    for (int j = 0; j < 8; ++j) {
-      int s, m;
-      unpack_scales_k4(b->scales, j, &s, &m);
-      sc[j] = int16_t(s);
-      u->mn[j] = int16_t(m);
-    }
+    kq::HalfPair(blk, &u->d, &u->dmin);  // d, dmin: the block's first 4 bytes
+    uint8_t sc[8], mn[8];
+    unpack_scales_k4_all(b->scales, sc, mn);
+    for (int j = 0; j < 8; ++j) u->mn[j] = int16_t(mn[j]);
     const D16 d16;
     const hn::Rebind<uint8_t, D16> d8;
     const size_t N = hn::Lanes(d16);
     const auto low4 = hn::Set(d16, 0xF);
     for (int c = 0; c < 4; ++c) {
-      const auto s_lo = hn::Set(d16, sc[2 * c]), s_hi = hn::Set(d16, sc[2 * c + 1]);
+      const auto s_lo = hn::Set(d16, int16_t(sc[2 * c])), s_hi = hn::Set(d16, int16_t(sc[2 * c + 1]));
       for (size_t l = 0; l < 32; l += N) {
         const auto raw = hn::PromoteTo(d16, hn::LoadU(d8, b->qs + 32 * c + l));
         fn(64 * c + l, hn::Mul(hn::And(raw, low4), s_lo));

@@ -26,7 +26,10 @@ struct VisitQ6K {
   template <class Fn>
   HWY_INLINE void operator()(const uint8_t* blk, kq::Unpacked* u, const Fn& fn) const {
     const auto* b = reinterpret_cast<const BlockQ6_K*>(blk);
-    u->d = f16_to_f32(b->d);
+    // d is the block's last two bytes: widen the pair ending there (the first
+    // half is scales[14..15], discarded) so nothing past the block is read.
+    float unused;
+    kq::HalfPair(blk + sizeof(BlockQ6_K) - 4, &unused, &u->d);
     const D16 d16;
     const hn::Rebind<uint8_t, D16> d8;
     const size_t N = hn::Lanes(d16);
