@@ -19,6 +19,7 @@
 #include "backend/cpu/kernel_table.h"
 #include "backend/cpu/ops.h"
 #include "core/dtype.h"
+#include "core/kquant.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 
@@ -34,7 +35,9 @@ ThreadPool& pool() {
   return p;
 }
 
-constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
+                            DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr int kNumTypes = int(sizeof(kTypes) / sizeof(kTypes[0]));
 
 struct Matrix {
   std::vector<uint8_t> bytes;
@@ -85,7 +88,7 @@ void BM_Matmul(benchmark::State& state) {
 void matmul_args(benchmark::internal::Benchmark* b) {
   const int64_t shapes[][2] = {{768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
   for (int64_t n : {1, 128})
-    for (int ti = 0; ti < 5; ++ti)
+    for (int ti = 0; ti < kNumTypes; ++ti)
       for (auto& s : shapes) b->Args({ti, s[0], s[1], n});
   b->ArgNames({"type", "rows", "cols", "n"});
   b->UseRealTime();
@@ -103,6 +106,64 @@ void small_n_args(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 BENCHMARK(BM_Matmul)->Name("BM_MatmulSmallN")->Apply(small_n_args);
+
+// The K-quant kernels beside their scalar references, one thread, decode
+// (n = 1): the SIMD dot form (matmul: x quantized to Q8_K, integer dots) and
+// the reference it is tested against (quantize_row_q8_K + dot_*_q8_K per
+// row); then the dequantisation that the panel form (prefill) runs per row.
+// args: type index (6 Q4_K, 7 Q5_K, 8 Q6_K), rows, cols
+void BM_KQuantMatvecSimd(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t rows = state.range(1), cols = state.range(2);
+  const Matrix w = random_matrix(t, rows, cols);
+  std::vector<float> x(static_cast<size_t>(cols), 0.25f), y(static_cast<size_t>(rows));
+  ThreadPool one(1);
+  for (auto _ : state) {
+    g_kernels->matmul(w.view, x.data(), 1, y.data(), one, nullptr);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(w.bytes.size()) * double(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(t)) + " " + g_kernels->target);
+}
+void BM_KQuantMatvecRef(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t rows = state.range(1), cols = state.range(2), nb = cols / kQK_K;
+  const Matrix w = random_matrix(t, rows, cols);
+  std::vector<float> x(static_cast<size_t>(cols), 0.25f), y(static_cast<size_t>(rows));
+  std::vector<BlockQ8_K> xq(static_cast<size_t>(nb));
+  const size_t rb = dtype_row_bytes(t, cols);
+  for (auto _ : state) {
+    quantize_row_q8_K(x.data(), xq.data(), cols);
+    for (int64_t r = 0; r < rows; ++r) y[size_t(r)] = dot_kquant_q8_K(t, w.bytes.data() + size_t(r) * rb, xq.data(), nb);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(double(w.bytes.size()) * double(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(dtype_name(t)) + " scalar reference");
+}
+void BM_KQuantDequantRow(benchmark::State& state) {
+  const DType t = kTypes[state.range(0)];
+  const int64_t rows = state.range(1), cols = state.range(2);
+  const Matrix w = random_matrix(t, rows, cols);
+  std::vector<float> out(static_cast<size_t>(cols));
+  const size_t rb = dtype_row_bytes(t, cols);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < rows; ++r) dequantize_row(t, w.bytes.data() + size_t(r) * rb, out.data(), cols);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * rows * cols);
+  state.SetLabel(std::string(dtype_name(t)) + " scalar");
+}
+void kquant_args(benchmark::internal::Benchmark* b) {
+  for (int ti : {6, 7, 8}) b->Args({ti, 2048, 768});
+  b->ArgNames({"type", "rows", "cols"});
+  b->UseRealTime();
+  b->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_KQuantMatvecSimd)->Apply(kquant_args);
+BENCHMARK(BM_KQuantMatvecRef)->Apply(kquant_args);
+BENCHMARK(BM_KQuantDequantRow)->Apply(kquant_args);
 
 void BM_RmsNorm(benchmark::State& state) {
   const int64_t n = state.range(0);

@@ -82,7 +82,8 @@ TEST(BadInputIo, CorruptGgufBytes) {
       {"absurd dimension", patched(good, emb + 4, uint64_t(1) << 40), "absurd dimension"},
       {"zero dimension", patched(good, emb + 4, uint64_t(0)), "absurd dimension"},
       {"too many dims", patched(good, emb, uint32_t(9)), "dimensions"},
-      {"unsupported type", patched(good, emb + 4 + 16, uint32_t(12)), "GGML type 12"},
+      {"unsupported type", patched(good, emb + 4 + 16, uint32_t(10)), "GGML type 10"},  // Q2_K
+      {"K-quant on short rows", patched(good, emb + 4 + 16, uint32_t(12)), "not a multiple of the Q4_K block size 256"},
       {"offset past the end", patched(good, emb + 4 + 16 + 4, uint64_t(1) << 40), "runs past the end"},
       {"misaligned offset", patched(good, emb + 4 + 16 + 4, uint64_t(3)), "not aligned"},
   };

@@ -1,6 +1,6 @@
 // kvsieve convert: any model kvsieve reads -> a llama.cpp-compatible GGUF.
 //   kvsieve convert --llama2c MODEL.bin --tokenizer TOK.bin -o OUT.gguf
-//   kvsieve convert MODEL (GGUF file | HF folder) -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0]
+//   kvsieve convert MODEL (GGUF file | HF folder) -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_1|q4_k|q5_k|q6_k|q4_k_m|q5_k_m]
 // The output is written to OUT.gguf.tmp and renamed, so a failure leaves no file.
 #include <cstdio>
 
@@ -24,7 +24,7 @@ KVSIEVE_COMMAND(15, [](CLI::App& app) -> std::function<int()> {
                   "Tokenizer: llama2.c tokenizer.bin with --llama2c; otherwise a tokenizer file that "
                   "replaces the model's");
   sub->add_option("-o,--output", o->out, "Output GGUF file")->required();
-  sub->add_option("--type", o->type, "Type of 2-D weight matrices: f32, f16, bf16, q8_0, q4_0 (default: keep)");
+  sub->add_option("--type", o->type, "Type of 2-D weight matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, or the mixes q4_k_m, q5_k_m (Q6_K for output and some attn_v/ffn_down, as llama.cpp) (default: keep)");
   sub->add_option("--name", o->name, "general.name to write");
   return [o] { return run_convert(*o); };
 });

@@ -29,7 +29,7 @@ KVSIEVE_COMMAND(90, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("--vocab-size", o->vocab_size, "Vocabulary size (default: the --vocab file's)");
   sub->add_option("--vocab", o->vocab, "Tokenizer file to embed (tokenizer.model, tokenizer.json, GGUF)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0")->capture_default_str();
+  sub->add_option("--type", o->type, "Weight type: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k, q4_k_m, q5_k_m")->capture_default_str();
   sub->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   return [o] { return run(*o); };
 });

@@ -28,7 +28,8 @@ struct ConvertOptions {
   std::string llama2c;    // a llama2.c checkpoint (.bin), with `tokenizer`
   std::string tokenizer;  // llama2.c: its tokenizer.bin; else a tokenizer file replacing the model's
   std::string out;        // the GGUF to write
-  std::string type;       // type of 2-D weight matrices: f32, f16, bf16, q8_0, q4_0 ("": keep)
+  std::string type;       // type of 2-D weight matrices: f32, f16, bf16, q8_0, q4_0, q4_1, q4_k, q5_k, q6_k,
+                          // or the K-quant mixes q4_k_m, q5_k_m ("": keep)
   std::string name;       // general.name to write ("": keep)
 };
 // log receives one line per step (what is read, converted, written).
@@ -41,7 +42,7 @@ struct RandomModelOptions {
   int64_t vocab_size = 0;      // 0: the vocabulary file's size
   int64_t ctx = 8192;
   std::string vocab;           // tokenizer file to embed
-  std::string type = "f32";    // f32, f16, bf16, q8_0, q4_0
+  std::string type = "f32";    // as ConvertOptions::type
   uint64_t seed = 1;
 };
 // Writes the model; returns its parameter count.

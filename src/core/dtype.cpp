@@ -5,9 +5,12 @@
 #include <cmath>
 #include <string>
 
+#include "core/kquant.h"
+
 namespace kvsieve {
 
 int dtype_block_size(DType t) {
+  if (is_kquant(t)) return kQK_K;
   return (t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1) ? kQK : 1;
 }
 
@@ -19,6 +22,10 @@ size_t dtype_block_bytes(DType t) {
     case DType::Q8_0: return sizeof(BlockQ8_0);
     case DType::Q4_0: return sizeof(BlockQ4_0);
     case DType::Q4_1: return sizeof(BlockQ4_1);
+    case DType::Q4_K: return sizeof(BlockQ4_K);
+    case DType::Q5_K: return sizeof(BlockQ5_K);
+    case DType::Q6_K: return sizeof(BlockQ6_K);
+    case DType::Q8_K: return sizeof(BlockQ8_K);
   }
   return 0;
 }
@@ -31,6 +38,10 @@ std::string_view dtype_name(DType t) {
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
     case DType::Q4_1: return "Q4_1";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
+    case DType::Q8_K: return "Q8_K";
   }
   return "?";
 }
@@ -38,7 +49,8 @@ std::string_view dtype_name(DType t) {
 std::optional<DType> dtype_from_name(std::string_view s) {
   std::string u(s);
   for (auto& c : u) c = char(std::toupper(static_cast<unsigned char>(c)));
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q4_K,
+                  DType::Q5_K, DType::Q6_K})  // Q8_K: activations only
     if (u == dtype_name(t)) return t;
   return std::nullopt;
 }
@@ -50,6 +62,9 @@ std::optional<DType> dtype_from_ggml(uint32_t id) {
     case 2: return DType::Q4_0;
     case 3: return DType::Q4_1;
     case 8: return DType::Q8_0;
+    case 12: return DType::Q4_K;
+    case 13: return DType::Q5_K;
+    case 14: return DType::Q6_K;
     case 30: return DType::BF16;
     default: return std::nullopt;
   }
@@ -120,6 +135,12 @@ uint16_t f32_to_bf16(float f) {
 
 void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
   switch (t) {
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
+      dequantize_row_kquant(t, src, dst, n);
+      return;
     case DType::F32:
       std::memcpy(dst, src, size_t(n) * 4);
       return;
@@ -168,6 +189,12 @@ void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
 
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
   switch (t) {
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+    case DType::Q8_K:
+      quantize_row_kquant(t, src, dst, n);
+      return;
     case DType::F32:
       std::memcpy(dst, src, size_t(n) * 4);
       return;

@@ -5,6 +5,9 @@
 //         value j<16 is the low nibble of nib[j], value j+16 its high nibble.
 //   Q4_1: 32 values -> { f16 scale d; f16 min m; uint8 nib[16] } 20 bytes, x = d*q + m
 //         (nibbles as Q4_0).
+// K-quants (GGML's "super-blocks" of 256 values; layouts in core/kquant.h):
+//   Q4_K 144 bytes, Q5_K 176, Q6_K 210 (weights); Q8_K 292 (activations of
+//   the K-quant dot products, never a weight type in files kvsieve writes).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -20,10 +23,15 @@ enum class DType : uint32_t {
   Q4_0 = 2,
   Q4_1 = 3,
   Q8_0 = 8,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
   BF16 = 30,
 };
 
-constexpr int kQK = 32;  // values per quantization block
+constexpr int kQK = 32;     // values per quantization block (Q8_0, Q4_0, Q4_1)
+constexpr int kQK_K = 256;  // values per K-quant super-block
 
 struct BlockQ8_0 {
   uint16_t d;  // f16 bits
@@ -44,13 +52,19 @@ struct BlockQ4_1 {
 };
 static_assert(sizeof(BlockQ4_1) == 20);
 
+// True for the K-quant types (super-blocks of kQK_K values).
+constexpr bool is_kquant(DType t) {
+  return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K || t == DType::Q8_K;
+}
+
 // Values per block (1 for plain types) and bytes per block.
 int dtype_block_size(DType t);
 size_t dtype_block_bytes(DType t);
 std::string_view dtype_name(DType t);
-// Parses "f32", "F16", "bf16", "q8_0", "Q4_0"; nullopt otherwise.
+// Parses "f32", "F16", "bf16", "q8_0", "Q4_0", "q4_k", ...; nullopt otherwise.
 std::optional<DType> dtype_from_name(std::string_view s);
-// nullopt when the GGML type id is not one kvsieve supports.
+// nullopt when the GGML type id is not one kvsieve supports as a weight type
+// (Q8_K, 15, is not one: llama.cpp does not store weights in it either).
 std::optional<DType> dtype_from_ggml(uint32_t id);
 // Bytes of a row of n values; n must be a multiple of the block size
 // (callers validate this and report the tensor name).

@@ -1,14 +1,21 @@
 // A fixed pool of worker threads for data-parallel loops. parallel_for splits
-// [0, n) into contiguous chunks, one per thread, and returns when all are done;
-// the calling thread takes the first chunk so a pool of 1 runs inline.
+// [0, n) into contiguous chunks, at most one per thread, and returns when all
+// are done; a pool of 1 runs inline.
 //
-// Why workers spin: a decode step makes ~100 short parallel loops (tens of
-// microseconds each). Waking threads through a condition variable costs about
-// 50 us each time, more than the work; so workers poll the job counter for a
-// short while after each job and only then sleep.
+// Chunk i always covers the same range and is passed thread index i, but it
+// is run by whichever thread claims it first: the caller claims chunks too,
+// so a worker that the OS has descheduled (cores shared with another busy
+// process) does not hold the loop up; its chunk is done by the caller.
+//
+// Waiting: a decode step makes ~100 short parallel loops (tens of
+// microseconds each), and waking a sleeping thread costs ~5-50 us, so an
+// idle worker first polls for the next job for a short while (kSpin in
+// thread_pool.cpp) and then sleeps on a futex (C++20 atomic wait); the caller
+// waiting for a chunk still running elsewhere does the same. Nobody spins
+// longer than that: on shared cores a spinning thread takes the time slice
+// the thread it waits for needs.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -27,24 +34,32 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // fn(begin, end, thread_index) over chunks of [0, n). Chunks hold at least
-  // min_chunk items, so small loops do not pay for waking every thread.
-  // Not reentrant: fn must not call parallel_for on the same pool.
+  // fn(begin, end, chunk_index) over chunks of [0, n), chunk_index < size(),
+  // each index used by one call at a time (callers index per-thread scratch
+  // by it). Chunks hold at least min_chunk items, so small loops do not pay
+  // for waking every thread. Not reentrant: fn must not call parallel_for on
+  // the same pool.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                     int64_t min_chunk = 1);
 
  private:
-  void worker(int index);
+  void worker();
+  // Claims and runs chunks of the current job until none is left.
+  void run_chunks();
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_;
+  // The current job and its next unclaimed chunk, under claim_mu_
+  // (published before generation_ is bumped).
+  std::mutex claim_mu_;
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_chunks_ = 0;
+  int next_chunk_ = 0;
+  std::atomic<int> unfinished_{0};   // chunks not yet finished
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};     // workers blocked in generation_.wait
+  std::atomic<bool> caller_waits_{false};
   std::atomic<bool> stop_{false};
 };
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/model_source.h"
+#include "io/quant_scheme.h"
 #include "kvsieve/model_files.h"
 #include "model/weight_list.h"
 #include "tokenizer/vocab_loaders.h"
@@ -21,10 +22,11 @@ void convert_model(const ConvertOptions& o, const std::function<void(const std::
   check(o.model.empty() != o.llama2c.empty(),
         "convert: give either MODEL or --llama2c MODEL.bin (exactly one)");
   check(!o.out.empty(), "convert: no output file given");
-  std::optional<DType> out_type;
+  std::optional<QuantScheme> scheme;
   if (!o.type.empty()) {
-    out_type = dtype_from_name(o.type);
-    check(out_type.has_value(), "convert: unknown --type '{}' (f32, f16, bf16, q8_0, q4_0)", o.type);
+    scheme = quant_scheme_from_name(o.type);
+    check(scheme.has_value() && scheme->base != DType::Q8_K, "convert: unknown --type '{}' ({})", o.type,
+          quant_scheme_names());
   }
   const std::string in = o.llama2c.empty() ? o.model : o.llama2c;
   std::error_code ec;
@@ -37,8 +39,8 @@ void convert_model(const ConvertOptions& o, const std::function<void(const std::
   if (!o.name.empty()) m.config.name = o.name;
   if (!m.vocab) say(fmt::format("warning: '{}' has no tokenizer; the GGUF will have none", in));
   say(fmt::format("converting {} ({}, {}, {} tensors) -> {}{}", in, m.format, m.config.arch,
-                  m.tensors.size(), o.out, out_type ? fmt::format(" as {}", dtype_name(*out_type)) : ""));
-  write_model_gguf(m, o.out, out_type, [&](const std::string& msg) { say("  " + msg); });
+                  m.tensors.size(), o.out, scheme ? fmt::format(" as {}", scheme->name) : ""));
+  write_model_gguf(m, o.out, scheme ? &*scheme : nullptr, [&](const std::string& msg) { say("  " + msg); });
   say(fmt::format("wrote {} ({} bytes)", o.out, uintmax_t(fs::file_size(o.out, ec))));
 }
 
@@ -66,8 +68,8 @@ int64_t write_random_model(const RandomModelOptions& o) {
           "the vocabulary has {} tokens, more than --vocab-size {}", m.vocab->tokens.size(), c.n_vocab);
   }
   c.validate();
-  auto type = dtype_from_name(o.type);
-  check(type.has_value(), "unknown --type '{}' (f32, f16, bf16, q8_0, q4_0)", o.type);
+  auto type = quant_scheme_from_name(o.type);
+  check(type.has_value() && type->base != DType::Q8_K, "unknown --type '{}' ({})", o.type, quant_scheme_names());
   std::mt19937_64 rng(o.seed);
   int64_t total = 0;
   for_each_weight(c, [&](const WeightSpec& s) {
@@ -92,7 +94,7 @@ int64_t write_random_model(const RandomModelOptions& o) {
     total += n;
   });
   m.config = c;
-  write_model_gguf(m, o.out, *type == DType::F32 ? std::nullopt : std::optional<DType>(*type));
+  write_model_gguf(m, o.out, type->base == DType::F32 && !type->mix ? nullptr : &*type, nullptr);
   return total;
 }
 

@@ -10,6 +10,7 @@
 #include "io/gguf_model.h"
 #include "io/model_source.h"
 #include "io/qk_permute.h"
+#include "io/quant_scheme.h"
 #include "model/weight_list.h"
 #include "tokenizer/vocab_loaders.h"
 
@@ -17,32 +18,24 @@ namespace kvsieve {
 
 namespace {
 
-// llama.cpp's llama_ftype for a file whose matrices are mostly `t`.
-uint32_t file_type_of(DType t) {
-  switch (t) {
-    case DType::F32: return 0;
-    case DType::F16: return 1;
-    case DType::Q4_0: return 2;
-    case DType::Q4_1: return 3;
-    case DType::Q8_0: return 7;
-    case DType::BF16: return 32;
-  }
-  return 0;
-}
+bool is_quantized(DType t) { return dtype_block_size(t) > 1; }
 
-bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
-
-// The type a tensor is written in.
-DType target_type(const WeightSpec& w, const TensorView& src, std::optional<DType> out_type,
+// The type a tensor is written in: the scheme's, unless its rows do not hold
+// whole blocks. Then a K-quant falls back to Q8_0 where rows hold blocks of
+// 32 (llama.cpp falls back to Q5_0/Q5_1/Q8_0, which kvsieve does not all
+// have; Q8_0 is the safe side), and anything else to F16 (or stays F16/BF16).
+DType target_type(const WeightSpec& w, const TensorView& src, const QuantScheme* scheme, const ModelConfig& c,
                   const std::function<void(const std::string&)>& log) {
   if (w.kind == WeightKind::kVector) return DType::F32;  // norms, biases, rope_freqs
-  if (!out_type) return src.type;
+  if (!scheme) return src.type;
+  const DType want = scheme_type_for(*scheme, w, c.n_layer, c.tied_embeddings);
   const int64_t cols = src.cols();
-  if (cols % dtype_block_size(*out_type) == 0) return *out_type;
-  const DType keep = (src.type == DType::F16 || src.type == DType::BF16) ? src.type : DType::F16;
+  if (cols % dtype_block_size(want) == 0) return want;
+  DType keep = (src.type == DType::F16 || src.type == DType::BF16) ? src.type : DType::F16;
+  if (is_kquant(want) && cols % kQK == 0) keep = DType::Q8_0;
   if (log)
     log(fmt::format("{}: row length {} is not a multiple of {}, written as {} instead of {}", w.name, cols,
-                    dtype_block_size(*out_type), dtype_name(keep), dtype_name(*out_type)));
+                    dtype_block_size(want), dtype_name(keep), dtype_name(want)));
   return keep;
 }
 
@@ -53,6 +46,13 @@ void write_model_gguf(const ModelSource& m, const std::string& out_path, std::op
 }
 
 void write_model_gguf(const ModelSource& m, const std::string& out_path, std::optional<DType> out_type,
+                      const std::function<void(const std::string&)>& log) {
+  std::optional<QuantScheme> scheme;
+  if (out_type) scheme = QuantScheme{*out_type, false, std::string(dtype_name(*out_type))};
+  write_model_gguf(m, out_path, scheme ? &*scheme : nullptr, log);
+}
+
+void write_model_gguf(const ModelSource& m, const std::string& out_path, const QuantScheme* scheme,
                       const std::function<void(const std::string&)>& log) {
   check_model_tensors(m);
   const ModelConfig& c = m.config;
@@ -73,7 +73,7 @@ void write_model_gguf(const ModelSource& m, const std::string& out_path, std::op
     if (spec.name == "rope_freqs.weight") return;  // below
     const TensorView* src = m.find(spec.name);
     if (!src) return;  // optional and absent (checked above)
-    const DType dt = target_type(spec, *src, out_type, log);
+    const DType dt = target_type(spec, *src, scheme, c, log);
     const size_t bytes = checked_tensor_bytes(spec.name, dt, src->shape);
     total_bytes += bytes;
     if (spec.kind == WeightKind::kMatrix) matrix_bytes[dt] += bytes;
@@ -146,12 +146,13 @@ void write_model_gguf(const ModelSource& m, const std::string& out_path, std::op
   }
   if (!freqs.empty()) w.add_tensor("rope_freqs.weight", DType::F32, {int64_t(freqs.size())}, freqs.data());
 
-  // general.file_type: the type holding most matrix bytes (llama.cpp's "mostly X").
+  // general.file_type: the scheme's, else the type holding most matrix bytes
+  // (llama.cpp's "mostly X").
   DType main_type = DType::F32;
   size_t best = 0;
   for (const auto& [t, b] : matrix_bytes)
     if (b > best) best = b, main_type = t;
-  w.set_u32("general.file_type", file_type_of(out_type ? *out_type : main_type));
+  w.set_u32("general.file_type", scheme_file_type(scheme ? *scheme : QuantScheme{main_type, false, ""}));
   if (any_quantized) w.set_u32("general.quantization_version", 2);
   if (m.vocab) vocab_to_gguf(*m.vocab, w);
 

@@ -81,7 +81,7 @@ void check_model_tensors(const ModelSource& m);
 
 // Writes a model as GGUF (llama.cpp-compatible names and metadata, tokenizer
 // embedded when present). out_type converts 2-D weight matrices (F32, F16,
-// BF16, Q8_0, Q4_0; norms and biases stay F32); nullopt keeps each tensor's type.
+// BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K; norms and biases stay F32); nullopt keeps each tensor's type.
 // A matrix whose rows are not a multiple of the quantization block (32) is
 // written F16 (or kept F16/BF16) instead, and `log` is told.
 // For arch "llama" with neox-layout q/k (a Hugging Face source) the q/k rows are
@@ -93,6 +93,12 @@ void check_model_tensors(const ModelSource& m);
 void write_model_gguf(const ModelSource& m, const std::string& out_path,
                       std::optional<DType> out_type = std::nullopt);
 void write_model_gguf(const ModelSource& m, const std::string& out_path, std::optional<DType> out_type,
+                      const std::function<void(const std::string&)>& log);
+// The same with a scheme (a uniform type or a K-quant mix, io/quant_scheme.h;
+// nullptr keeps each tensor's type). A K-quant matrix whose rows are not a
+// multiple of 256 is written Q8_0 (rows of whole 32-blocks) or F16.
+struct QuantScheme;
+void write_model_gguf(const ModelSource& m, const std::string& out_path, const QuantScheme* scheme,
                       const std::function<void(const std::string&)>& log);
 
 }  // namespace kvsieve

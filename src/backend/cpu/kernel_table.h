@@ -18,6 +18,9 @@ struct CpuKernels {
   const char* target;  // "AVX3", "AVX2", "SSE4", "SCALAR"
   void (*matmul)(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
                  const float* bias);
+  // A row of n weights of type t to f32, exactly core's dequantize_row (the
+  // decoder the panel form of matmul uses; SIMD for the K-quants).
+  void (*dequantize_row)(DType t, const void* row, int64_t n, float* out);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   void (*dot_rows)(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,

@@ -21,7 +21,14 @@
 //    accumulating NR x kXV vectors, i.e. NR*kXB outputs with no horizontal
 //    reductions. Each decoded weight is reused by all n rows of x.
 //
-// Quantized weights are dequantized to f32 (exactly the values of core's
+// K-quant weights (Q4_K, Q5_K, Q6_K) take another dot form: x is quantized
+// to Q8_K and each W row meets it in integer dot products (one file per type,
+// matmul_q*_k.cpp, driver in kquant-inl.h), as llama.cpp does: their 4-6 bit
+// levels times 6/8-bit sub-block scales are exact int16s, and an int16 pair
+// product does twice the work of an f32 FMA. In the panel form they are
+// dequantized to f32 by the same files (exactly core's dequantize_row values).
+//
+// Other quantized weights are dequantized to f32 (exactly the values of core's
 // dequantize_row) rather than quantizing x to Q8 for integer dots: the
 // result then differs from the f64 reference only by f32 summation order
 // (no activation-quantization error), and with the decode amortised over a
@@ -37,9 +44,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/kquant.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "backend/cpu/reduce-inl.h"
@@ -209,7 +218,7 @@ struct WDec<DType::Q4_1> {
 
 // Decodes a whole row of K values to f32 (out needs K floats).
 template <DType T>
-HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
+HWY_INLINE void DecodeRowPlain(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
   const DF d;
   using Dec = WDec<T>;
   if constexpr (Dec::kBlocked) {
@@ -222,6 +231,19 @@ HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out)
     size_t k = 0;
     for (; k + kN <= K; k += kN) hn::StoreU(Dec::Load(d, row, k), d, out + k);
     for (; k < K; ++k) out[k] = Dec::Scalar(row, k);
+  }
+}
+
+template <DType T>
+HWY_INLINE void DecodeRow(const uint8_t* row, size_t K, float* HWY_RESTRICT out) {
+  if constexpr (T == DType::Q4_K) {
+    DequantRowQ4K(row, K, out);  // kquant_kernels.h; exactly dequantize_row's values
+  } else if constexpr (T == DType::Q5_K) {
+    DequantRowQ5K(row, K, out);
+  } else if constexpr (T == DType::Q6_K) {
+    DequantRowQ6K(row, K, out);
+  } else {
+    DecodeRowPlain<T>(row, K, out);
   }
 }
 
@@ -489,17 +511,49 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
   });
 }
 
+// K-quant dot form: x [n, K] quantized to Q8_K once ([n][K/256] blocks, kept
+// per calling thread), then rows of W split across the pool, each row against
+// all n x rows (kquant_kernels.h).
+template <DType T>
+void MatmulKDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+                const float* bias) {
+  const int64_t rows = W.rows();
+  const int64_t K = W.cols();
+  const size_t nb = size_t(K / kQK_K);
+  static thread_local std::vector<BlockQ8_K> xq;
+  if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
+  for (int64_t i = 0; i < n; ++i) quantize_row_q8_K(x + i * K, xq.data() + size_t(i) * nb, K);
+  const size_t row_bytes = dtype_row_bytes(T, K);
+  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(row_bytes, 1)));
+  const auto* w = static_cast<const uint8_t*>(W.data);
+  const BlockQ8_K* xp = xq.data();
+  pool.parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1, int) {
+        if constexpr (T == DType::Q4_K) DotRowsQ4K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
+        if constexpr (T == DType::Q5_K) DotRowsQ5K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
+        if constexpr (T == DType::Q6_K) DotRowsQ6K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
+      },
+      min_rows);
+}
+
 template <DType T>
 void MatmulT(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
              const float* bias) {
-  if (n <= kDotMaxN) return MatmulDot<T>(W, x, n, y, pool, bias);
-  // Whole panels, then the last n % kXB rows by the dot form when that is
-  // cheaper than a mostly empty panel.
-  const int64_t rem = n % int64_t(kXB);
-  if (rem == 0 || rem > kDotMaxN) return MatmulPanels<T>(W, x, n, y, pool, bias);
-  const int64_t main = n - rem;
-  MatmulPanels<T>(W, x, main, y, pool, bias);
-  MatmulDot<T>(W, x + main * W.cols(), rem, y + main * W.rows(), pool, bias);
+  if constexpr (is_kquant(T)) {
+    // Whole panels and a partial one (zero rows cost a little) above kDotMaxN.
+    if (n <= kDotMaxN) return MatmulKDot<T>(W, x, n, y, pool, bias);
+    return MatmulPanels<T>(W, x, n, y, pool, bias);
+  } else {
+    if (n <= kDotMaxN) return MatmulDot<T>(W, x, n, y, pool, bias);
+    // Whole panels, then the last n % kXB rows by the dot form when that is
+    // cheaper than a mostly empty panel.
+    const int64_t rem = n % int64_t(kXB);
+    if (rem == 0 || rem > kDotMaxN) return MatmulPanels<T>(W, x, n, y, pool, bias);
+    const int64_t main = n - rem;
+    MatmulPanels<T>(W, x, main, y, pool, bias);
+    MatmulDot<T>(W, x + main * W.cols(), rem, y + main * W.rows(), pool, bias);
+  }
 }
 
 }  // namespace mm
@@ -524,6 +578,10 @@ void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool
     case DType::Q8_0: return mm::MatmulT<DType::Q8_0>(W, x, n, y, pool, bias);
     case DType::Q4_0: return mm::MatmulT<DType::Q4_0>(W, x, n, y, pool, bias);
     case DType::Q4_1: return mm::MatmulT<DType::Q4_1>(W, x, n, y, pool, bias);
+    case DType::Q4_K: return mm::MatmulT<DType::Q4_K>(W, x, n, y, pool, bias);
+    case DType::Q5_K: return mm::MatmulT<DType::Q5_K>(W, x, n, y, pool, bias);
+    case DType::Q6_K: return mm::MatmulT<DType::Q6_K>(W, x, n, y, pool, bias);
+    case DType::Q8_K: break;  // activations only
   }
   fail("matmul {}: unsupported weight type {}", W.name, uint32_t(W.type));
 }

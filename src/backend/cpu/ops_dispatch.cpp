@@ -4,14 +4,11 @@
 // CpuKernels table. cpu_kernels() picks the table with one
 // HWY_DYNAMIC_DISPATCH; the ops of ops.h call through it.
 //
-// Targets: SSE4, AVX2 and AVX3 (AVX-512) plus the scalar fallback that runs on
-// any x86-64. SSSE3 is left out (too little gain over the fallback for the
-// extra compile time); AVX3_DL is not compiled because nothing here uses its
-// extra instructions. No -march flag is needed: each target's code carries its
-// own target attributes, so the binary runs on every x86-64 CPU.
-#ifndef HWY_DISABLED_TARGETS
-#define HWY_DISABLED_TARGETS (HWY_SSSE3 | HWY_AVX3_DL)
-#endif
+// Targets: see hwy_targets.h (shared with the per-type K-quant files, whose
+// per-target functions matmul-inl.h calls). No -march flag is needed: each
+// target's code carries its own target attributes, so the binary runs on
+// every x86-64 CPU.
+#include "backend/cpu/hwy_targets.h"
 
 #include "backend/cpu/kernel_table.h"
 #include "backend/cpu/ops.h"
@@ -23,6 +20,7 @@
 
 #include "hwy/highway.h"
 // The per-target kernels (re-included for every target).
+#include "backend/cpu/kquant_kernels.h"
 #include "backend/cpu/matmul-inl.h"
 #include "backend/cpu/rowops-inl.h"
 
@@ -30,9 +28,19 @@ HWY_BEFORE_NAMESPACE();
 namespace kvsieve {
 namespace HWY_NAMESPACE {
 
+void DequantizeRow(DType t, const void* row, int64_t n, float* out) {
+  const auto* p = static_cast<const uint8_t*>(row);
+  switch (t) {
+    case DType::Q4_K: return DequantRowQ4K(p, size_t(n), out);
+    case DType::Q5_K: return DequantRowQ5K(p, size_t(n), out);
+    case DType::Q6_K: return DequantRowQ6K(p, size_t(n), out);
+    default: return dequantize_row(t, row, out, n);
+  }
+}
+
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &Dot, &Axpy, &DotRows, &AxpyRows,
+      hwy::TargetName(HWY_TARGET), &Matmul, &DequantizeRow, &Dot, &Axpy, &DotRows, &AxpyRows,
       &DotRowsF16, &DotRowsBF16, &AxpyRowsF16, &AxpyRowsBF16, &Scale, &Add,
       &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };

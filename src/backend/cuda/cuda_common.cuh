@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/kquant.h"
 
 namespace kvsieve::cuda {
 
@@ -41,8 +42,49 @@ __device__ __forceinline__ void store_elem(DType t, void* row, int64_t i, float 
   else static_cast<uint16_t*>(row)[i] = f32_to_bf16_bits(x);
 }
 
+// dtype_block_bytes for the K-quant weight types, on the device.
+__device__ __forceinline__ size_t dtype_block_bytes_dev(DType t) {
+  return t == DType::Q4_K ? sizeof(BlockQ4_K) : t == DType::Q5_K ? sizeof(BlockQ5_K) : sizeof(BlockQ6_K);
+}
+
+// Scale and min of sub-block j of a Q4_K / Q5_K block (core/kquant.h's
+// unpack_scales_k4, for the device).
+__device__ __forceinline__ void k4_scale_min(const uint8_t* s, int j, int* sc, int* mn) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *mn = s[j + 4] & 63;
+  } else {
+    *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+    *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+}
+
+// Value v (< 256) of a K-quant super-block, as core's dequantize_row gives it
+// (d·sc and dmin·mn rounded to f32 first).
+__device__ __forceinline__ float load_kquant(DType t, const void* row, int64_t j) {
+  const int v = int(j % kQK_K);
+  const int c = v / 64, l = v % 64;
+  if (t == DType::Q6_K) {
+    const auto* b = static_cast<const BlockQ6_K*>(row) + j / kQK_K;
+    const int h = v / 128, q4 = (v % 128) / 32, li = v % 32;
+    const uint8_t qlb = b->ql[64 * h + li + 32 * (q4 & 1)];
+    const int lo = q4 < 2 ? (qlb & 0xF) : (qlb >> 4);
+    const int top = (b->qh[32 * h + li] >> (2 * q4)) & 3;
+    return f16_bits_to_f32(b->d) * float(b->scales[v / 16]) * float((lo | (top << 4)) - 32);
+  }
+  // Q4_K and Q5_K share the head (d, dmin, scales) and the nibble layout.
+  const uint8_t* blk = static_cast<const uint8_t*>(row) + (j / kQK_K) * dtype_block_bytes_dev(t);
+  const auto* b4 = reinterpret_cast<const BlockQ4_K*>(blk);
+  int sc, mn;
+  k4_scale_min(b4->scales, v / 32, &sc, &mn);
+  const uint8_t* qs = t == DType::Q5_K ? reinterpret_cast<const BlockQ5_K*>(blk)->qs : b4->qs;
+  int q = l < 32 ? (qs[32 * c + l] & 0xF) : (qs[32 * c + l - 32] >> 4);
+  if (t == DType::Q5_K) q |= ((reinterpret_cast<const BlockQ5_K*>(blk)->qh[l % 32] >> (2 * c + (l >= 32))) & 1) << 4;
+  return (f16_bits_to_f32(b4->d) * float(sc)) * float(q) - f16_bits_to_f32(b4->dmin) * float(mn);
+}
+
 // Value j of a row of W of any weight type (blocks of 32 for Q8_0 / Q4_0,
-// laid out as in core/dtype.h).
+// laid out as in core/dtype.h; super-blocks of 256 for the K-quants).
 __device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j) {
   switch (t) {
     case DType::Q8_0: {
@@ -61,6 +103,10 @@ __device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j
       const int nib = i < 16 ? (b->nib[i] & 0xF) : (b->nib[i - 16] >> 4);
       return f16_bits_to_f32(b->d) * float(nib) + f16_bits_to_f32(b->m);
     }
+    case DType::Q4_K:
+    case DType::Q5_K:
+    case DType::Q6_K:
+      return load_kquant(t, row, j);
     default:
       return load_elem(t, row, j);
   }
