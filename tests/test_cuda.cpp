@@ -84,6 +84,48 @@ TEST(Cuda, WeightProductsOfEveryTypeMatchTheCpu) {
   forget_device_weights(bias.data());
 }
 
+// K-quant matrices (256-value super-blocks) against the f32 product of the
+// same weights dequantized: the CPU's own decode path quantizes activations
+// to Q8_K (as llama.cpp), the GPU's dequantizes the weights inside the kernel.
+TEST(Cuda, KQuantProductsMatchTheirDequantizedWeights) {
+  KVSIEVE_REQUIRE_GPU();
+  auto cpu = make_backend(DeviceKind::kCpu, 2);
+  auto gpu = make_backend(DeviceKind::kCuda);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t rows = 48, cols = 512;
+  std::vector<float> wf(static_cast<size_t>(rows * cols));
+  for (float& v : wf) v = nd(rng);
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const size_t row_bytes = dtype_row_bytes(t, cols);
+    std::vector<uint8_t> raw(size_t(rows) * row_bytes);
+    std::vector<float> deq(wf.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * row_bytes, cols);
+      dequantize_row(t, raw.data() + size_t(r) * row_bytes, deq.data() + r * cols, cols);
+    }
+    TensorView W, Wf;
+    W.name = "w";
+    W.type = t;
+    W.shape = {rows, cols};
+    W.data = raw.data();
+    W.nbytes = raw.size();
+    Wf.name = "wf";
+    Wf.type = DType::F32;
+    Wf.shape = {rows, cols};
+    Wf.data = deq.data();
+    Wf.nbytes = deq.size() * sizeof(float);
+    for (int64_t n : {1, 5, 8, 9, 33}) {
+      std::vector<float> x(size_t(n * cols));
+      for (float& v : x) v = nd(rng);
+      const auto want = product(*cpu, Wf, x, n, nullptr);
+      const auto got = product(*gpu, W, x, n, nullptr);
+      EXPECT_LE(rel_diff(got, want), 1e-5) << dtype_name(t) << " n=" << n;
+    }
+    forget_device_weights(raw.data());
+  }
+}
+
 // Every logit of a fixture's prompt (prefilled in chunks of 64: the cuBLAS
 // path), then 8 greedy tokens (the matrix-vector path), on each device.
 struct DeviceRun {
