@@ -123,7 +123,9 @@ TEST(SmolLM2, LogitsMatchTransformersOnTheSameGguf) {
   ASSERT_EQ(top_shape.at(0), T);
   ASSERT_EQ(full_shape.at(1), V);
 
-  auto session = engine->new_session({.threads = 2});
+  SessionOptions so;
+  so.threads = 2;
+  auto session = engine->new_session(so);
   std::vector<float> all;
   session->prefill(ids, &all);
   ASSERT_EQ(int64_t(all.size()), T * V);
@@ -188,9 +190,11 @@ TEST(SmolLM2, GreedyTextMatchesTransformers) {
     // transformers keeps the end-of-generation token; kvsieve stops before it.
     std::vector<int32_t> want = c.at("ids");
     if (!want.empty() && engine->is_end_of_generation(want.back())) want.pop_back();
-    auto session = engine->new_session({.threads = 2});
+    SessionOptions so;
+    so.threads = 2;
+    auto session = engine->new_session(so);
     session->prefill(prompt);
-    const std::vector<int32_t> got = session->generate({.max_tokens = max_new});
+    const std::vector<int32_t> got = session->generate(GenerateOptions{.max_tokens = max_new});
     EXPECT_EQ(got, want);
     EXPECT_EQ(engine->detokenize(got), c.at("text").get<std::string>());
     longest = std::max(longest, int64_t(got.size()));
