@@ -114,7 +114,7 @@ void HttpServer::Impl::generate(const httplib::Request& req, httplib::Response& 
       std::string text;
       for (;;) {
         const Job::Update u = job->wait(job->deadline);
-        text += u.text;
+        for (const std::string& piece : u.pieces) text += piece;
         if (u.finished) break;
         if (Clock::now() >= job->deadline) {
           job->cancel();
@@ -163,8 +163,8 @@ bool HttpServer::Impl::stream(const std::shared_ptr<Job>& job, Endpoint ep, cons
   auto last_write = Clock::now();
   for (;;) {
     const Job::Update u = job->wait(std::min(job->deadline, Clock::now() + std::chrono::seconds(1)));
-    if (!u.text.empty()) {
-      if (!event(chunk(json::array({choice(ep, u.text, nullptr, true)})))) return gone();
+    for (const std::string& piece : u.pieces) {
+      if (!event(chunk(json::array({choice(ep, piece, nullptr, true)})))) return gone();
       last_write = Clock::now();
     }
     if (u.finished) break;

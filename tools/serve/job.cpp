@@ -6,7 +6,7 @@ Job::Update Job::wait(Clock::time_point until) {
   std::unique_lock lk(mu_);
   cv_.wait_until(lk, until, [&] { return finished_ || !pending_.empty(); });
   Update u;
-  u.text.swap(pending_);
+  u.pieces.swap(pending_);
   u.finished = finished_;
   return u;
 }
@@ -16,7 +16,7 @@ void Job::push(const std::string& text) {
   {
     std::lock_guard lk(mu_);
     if (ttft_seconds < 0) ttft_seconds = std::chrono::duration<double>(Clock::now() - submitted).count();
-    pending_ += text;
+    pending_.push_back(text);
   }
   cv_.notify_all();
 }

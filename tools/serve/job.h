@@ -44,7 +44,9 @@ class Job {
 
   // ---- the handler's side
   struct Update {
-    std::string text;     // new text (may be empty)
+    // New text, one piece per decode step that made some (a stream sends
+    // each as its own chunk, as OpenAI streams a token per chunk).
+    std::vector<std::string> pieces;
     bool finished = false;
   };
   // Waits until there is new text, the job is over, or `until`.
@@ -66,7 +68,7 @@ class Job {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::string pending_;
+  std::vector<std::string> pending_;
   bool finished_ = false;
   std::atomic<bool> cancelled_{false};
 };
