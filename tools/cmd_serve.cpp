@@ -1,6 +1,7 @@
 // kvsieve serve: an OpenAI-compatible HTTP server where every request picks
 // how its KV cache is cut (tools/serve/ holds the server; this file its
 // options and start-up).
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +24,7 @@ struct ServeCli {
   int64_t kv_budget = 0;
   double kv_ratio = 0;
   std::vector<std::string> judgeq;
+  CLI::Option* default_tokens = nullptr;  // --default-max-tokens, to know if it was given
 };
 
 // "512M", "2G", "1.5GiB", "1048576": bytes (K, M, G, T in powers of 1024).
@@ -70,6 +72,9 @@ int run(ServeCli& c) {
     so.judgeq_files[name] = file;
   }
   if (!c.kv_memory.empty()) so.kv_memory = parse_size(c.kv_memory);
+  // The default follows a lower --max-tokens unless it was given itself.
+  if (c.default_tokens->count() == 0)
+    so.limits.default_new_tokens = std::min(so.limits.default_new_tokens, so.limits.max_new_tokens);
   check(so.limits.default_new_tokens <= so.limits.max_new_tokens,
         "--default-max-tokens ({}) exceeds --max-tokens ({})", so.limits.default_new_tokens,
         so.limits.max_new_tokens);
@@ -182,7 +187,8 @@ KVSIEVE_COMMAND(15, [](CLI::App& app) -> std::function<int()> {
   sub->add_option("--max-tokens", lim.max_new_tokens, "Most new tokens a request may ask for")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-  sub->add_option("--default-max-tokens", lim.default_new_tokens, "New tokens when a request does not say")
+  c->default_tokens = sub->add_option("--default-max-tokens", lim.default_new_tokens,
+                                      "New tokens when a request does not say (at most --max-tokens)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   sub->add_option("--ctx-size", lim.n_ctx, "Prompt + new tokens a request may reach (default: the model's training context)")

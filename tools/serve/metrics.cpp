@@ -89,7 +89,7 @@ std::string Metrics::prometheus() const {
   o += fmt::format("kvsieve_decode_steps_total {}\n", decode_steps_);
   head("kvsieve_decode_batch_rows_total", "counter", "Session rows decoded over all steps (rows/steps: mean batch)");
   o += fmt::format("kvsieve_decode_batch_rows_total {}\n", decode_rows_);
-  head("kvsieve_kv_bytes_in_use", "gauge", "K/V bytes the live sessions hold");
+  head("kvsieve_kv_bytes_in_use", "gauge", "K/V bytes the decoding sessions held at the last decode step");
   o += fmt::format("kvsieve_kv_bytes_in_use {}\n", kv_in_use_);
   head("kvsieve_kv_bytes_reserved", "gauge", "K/V bytes reserved by admission (what live sessions may grow to)");
   o += fmt::format("kvsieve_kv_bytes_reserved {}\n", kv_reserved_);
