@@ -225,6 +225,9 @@ void HttpServer::Impl::routes() {
     std::string msg;
     if (res.status == 404)
       msg = "no such endpoint: " + req.method + " " + req.path;
+    else if (res.status == 413 && req.get_header_value("Content-Type") == "application/x-www-form-urlencoded")
+      // httplib reads form bodies itself, up to 8 KiB (curl -d sends one).
+      msg = "a form-encoded body is limited to 8192 bytes: send the JSON with Content-Type: application/json";
     else if (res.status == 413)
       msg = fmt::format("the request body is larger than the server takes ({} bytes, --max-body-bytes)",
                         opts.limits.max_body_bytes);
