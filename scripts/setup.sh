@@ -7,7 +7,9 @@ PACKAGES=(
   build-essential cmake pkg-config git
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libhwy-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libcpp-httplib-dev  # kvsieve serve's HTTP server
   python3 python3-pip  # scripts/get_smollm2.sh fetches a model from PyPI with pip
+  python3-venv  # the serve tests install the openai client into build/pyenv
 )
 
 missing=()

@@ -15,4 +15,6 @@ else
   export BUILD_DIR=${BUILD_DIR:-build}
   scripts/build.sh
 fi
+# The OpenAI client for the serve tests (they skip without it).
+scripts/serve_pyenv.sh "$BUILD_DIR/pyenv" || echo "test: no OpenAI client (PyPI unreachable?); the serve tests will skip" >&2
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$(nproc)"

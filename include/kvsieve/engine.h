@@ -104,6 +104,15 @@ class Engine : public std::enable_shared_from_this<Engine> {
   };
   ChatPrompt chat_prompt(const std::string& context, const std::string& question = "",
                          const std::string& system = "", const std::string& format = "") const;
+  // A conversation: the turns (system, user, assistant; the last one the
+  // user's) with `question` appended to the last turn, split where that
+  // turn's own text ends; the earlier turns belong to the context (a server
+  // cuts a conversation's cache before reading the new question).
+  struct ChatTurn {
+    std::string role, content;
+  };
+  ChatPrompt chat_prompt(const std::vector<ChatTurn>& turns, const std::string& question = "",
+                         const std::string& format = "") const;
 
   // ---- sessions
   std::unique_ptr<Session> new_session(const SessionOptions& options = {}) const;

@@ -103,6 +103,31 @@ class Session {
                                 GenerateStats* stats = nullptr,
                                 const std::function<void(const CutReport&)>& on_cut = nullptr);
 
+  // ---- One token at a time, for a caller that interleaves many sessions
+  // (a server that batches their decode steps with decode_batch()).
+  // start() does what generate(prompt, question, ...) does before its first
+  // token: prefill, cut, question (stats receives the prefill and cut
+  // figures). next_token() then picks each token as generate() would (the
+  // same sampler and seed, LAQ's first token), or returns -1 when the
+  // generation is over: an end-of-generation token (with stop_at_eog) or
+  // max_tokens given. The caller runs each token it got with decode() or
+  // decode_batch() before asking for the next, except when done() says that
+  // it was the last.
+  void start(const std::vector<int32_t>& prompt, const std::vector<int32_t>& question,
+             const GenerateOptions& g, GenerateStats* stats = nullptr,
+             const std::function<void(const CutReport&)>& on_cut = nullptr);
+  int32_t next_token();
+  bool done() const;  // max_tokens given, or an end of generation seen
+
+  // Runs one token in each session (ids[i] in sessions[i]) in one forward
+  // pass: the weight products on all rows at once, each session's attention
+  // over its own cache. Afterwards each session's logits() holds its own
+  // logits and its policy has re-cut where decode() would. The sessions must
+  // be distinct, made by one engine, and not in use by another thread. The
+  // logits equal decode()'s on each session up to the rounding of the
+  // batched products.
+  static void decode_batch(const std::vector<Session*>& sessions, const std::vector<int32_t>& ids);
+
   int32_t n_past() const;
   size_t kv_bytes() const;       // K/V bytes held now
   size_t kv_bytes_full() const;  // what the same positions would take uncut

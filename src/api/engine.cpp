@@ -149,4 +149,23 @@ Engine::ChatPrompt Engine::chat_prompt(const std::string& context, const std::st
   return {c.context, c.question, std::string(chat_format_name(f))};
 }
 
+Engine::ChatPrompt Engine::chat_prompt(const std::vector<ChatTurn>& turns, const std::string& question,
+                                      const std::string& format) const {
+  check(!turns.empty(), "a chat needs at least one message");
+  check(turns.back().role == "user", "the last chat message must be the user's, not '{}'",
+        turns.back().role);
+  std::string system;
+  size_t i = 0;
+  if (turns[0].role == "system") system = turns[i++].content;
+  // One turn after an optional system message: the same text as the
+  // single-turn chat_prompt (which checks the format's markers).
+  if (i + 1 == turns.size()) return chat_prompt(turns.back().content, question, system, format);
+  const ChatPrompt probe = chat_prompt(std::string(), std::string(), std::string(), format);
+  const ChatFormat f = chat_format_from_name(probe.format);
+  std::vector<ChatMessage> before;
+  for (size_t j = 0; j + 1 < turns.size(); ++j) before.push_back({turns[j].role, turns[j].content});
+  const ChatSplit c = format_chat_split(f, before, turns.back().content, question);
+  return {c.context, c.question, probe.format};
+}
+
 }  // namespace kvsieve

@@ -18,6 +18,19 @@ struct Session::Impl {
   std::unique_ptr<Context> ctx;
   std::unique_ptr<Compressor> comp;  // null when the policy keeps everything
   bool compressed = false;
+  // start() / next_token(): the sampler and where the generation stands.
+  std::unique_ptr<Sampler> step_sampler;
+  GenerateOptions step_opts;
+  int32_t step_first = -1;
+  int64_t step_emitted = 0;
+  bool step_over = true;
+
+  // What generate(prompt, question, ...) does before its first token:
+  // prefill, cut (with LAQ's first token from `sampler`), question. Returns
+  // the token already chosen (-1: none) and fills st's prefill and cut.
+  int32_t begin(const std::vector<int32_t>& prompt, const std::vector<int32_t>& question,
+                const GenerateOptions& g, Sampler& sampler, GenerateStats& st,
+                const std::function<void(const CutReport&)>& on_cut);
 
   CutReport cut(int32_t first, int64_t headroom) {
     CutReport out;
@@ -113,6 +126,42 @@ std::vector<int32_t> Session::generate(const GenerateOptions& g, const TokenCall
   return out;
 }
 
+int32_t Session::Impl::begin(const std::vector<int32_t>& prompt, const std::vector<int32_t>& question,
+                             const GenerateOptions& g, Sampler& sampler, GenerateStats& st,
+                             const std::function<void(const CutReport&)>& on_cut) {
+  using clock = std::chrono::steady_clock;
+  check(!prompt.empty(), "generate: empty prompt");
+  check(g.max_tokens >= 0, "max_tokens must not be negative");
+  st = GenerateStats{};
+  st.n_prompt = int64_t(prompt.size());
+  // Without a cut the cache holds everything to the end: room for it now
+  // (for at most 1024 new tokens: max_tokens is a limit, not a forecast), so
+  // that decoding rarely grows (copies) it. A cut makes its own room.
+  if (!comp)
+    ctx->reserve(ctx->store().max_rows() + int64_t(prompt.size() + question.size()) +
+                 std::min<int64_t>(g.max_tokens, 1024));
+  auto t0 = clock::now();
+  const std::vector<float>* logits = &ctx->prefill(prompt, opts.batch);
+  st.prefill_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  // A token chosen before the cut (LAQ decodes ahead from it) is the first
+  // one generated, unless a question is read after the cut.
+  int32_t first = -1;
+  if (comp) {
+    if (comp->needs_first_token()) first = sampler.sample(logits->data(), int64_t(logits->size()));
+    st.cut = cut(first, int64_t(question.size()) + g.max_tokens);
+    st.evicted = true;
+    if (on_cut) on_cut(st.cut);
+  }
+  if (!question.empty()) {
+    first = -1;
+    const auto tq = clock::now();
+    ctx->prefill(question, opts.batch);
+    st.n_question = int64_t(question.size());
+    st.prefill_seconds += std::chrono::duration<double>(clock::now() - tq).count();
+  }
+  return first;
+}
+
 std::vector<int32_t> Session::generate(const std::vector<int32_t>& prompt,
                                        const std::vector<int32_t>& question,
                                        const GenerateOptions& g, const TokenCallback& on_token,
@@ -121,45 +170,16 @@ std::vector<int32_t> Session::generate(const std::vector<int32_t>& prompt,
   using clock = std::chrono::steady_clock;
   Impl& s = *impl_;
   Context& ctx = *s.ctx;
-  check(!prompt.empty(), "generate: empty prompt");
-  check(g.max_tokens >= 0, "max_tokens must not be negative");
   Sampler sampler({g.temperature, g.top_k, g.top_p, g.seed});
   GenerateStats st;
-  st.n_prompt = int64_t(prompt.size());
-  // Without a cut the cache holds everything to the end: room for it now
-  // (for at most 1024 new tokens: max_tokens is a limit, not a forecast), so
-  // that decoding rarely grows (copies) it. A cut makes its own room.
-  if (!s.comp)
-    ctx.reserve(ctx.store().max_rows() + int64_t(prompt.size() + question.size()) +
-                std::min<int64_t>(g.max_tokens, 1024));
-  auto t0 = clock::now();
-  const std::vector<float>* logits = &ctx.prefill(prompt, s.opts.batch);
-  auto t1 = clock::now();
-  st.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
-  // A token chosen before the cut (LAQ decodes ahead from it) is the first
-  // one generated, unless a question is read after the cut.
-  int32_t first = -1;
-  if (s.comp) {
-    if (s.comp->needs_first_token()) first = sampler.sample(logits->data(), int64_t(logits->size()));
-    st.cut = s.cut(first, int64_t(question.size()) + g.max_tokens);
-    st.evicted = true;
-    if (on_cut) on_cut(st.cut);
-    t1 = clock::now();  // decode time starts after the cut
-  }
-  if (!question.empty()) {
-    first = -1;
-    const auto tq = clock::now();
-    logits = &ctx.prefill(question, s.opts.batch);
-    st.n_question = int64_t(question.size());
-    t1 = clock::now();
-    st.prefill_seconds += std::chrono::duration<double>(t1 - tq).count();
-  }
+  const int32_t first = s.begin(prompt, question, g, sampler, st, on_cut);
+  const auto t1 = clock::now();  // decode time starts after the cut and the question
   DecodeParams dp;
   dp.max_tokens = g.max_tokens;
   dp.sampler = &sampler;
   dp.stop_at_eog = g.stop_at_eog;
   dp.first = first;
-  const std::vector<float> start = *logits;
+  const std::vector<float> start = ctx.logits();
   const std::vector<int32_t> out = decode_tokens(
       ctx, start, dp, on_token,
       [&] {
@@ -171,6 +191,55 @@ std::vector<int32_t> Session::generate(const std::vector<int32_t>& prompt,
   st.kv_bytes = ctx.store().kv_bytes();
   if (stats) *stats = st;
   return out;
+}
+
+void Session::start(const std::vector<int32_t>& prompt, const std::vector<int32_t>& question,
+                    const GenerateOptions& g, GenerateStats* stats,
+                    const std::function<void(const CutReport&)>& on_cut) {
+  Impl& s = *impl_;
+  s.step_over = true;  // until begin() succeeds
+  s.step_sampler = std::make_unique<Sampler>(SamplerParams{g.temperature, g.top_k, g.top_p, g.seed});
+  GenerateStats st;
+  s.step_first = s.begin(prompt, question, g, *s.step_sampler, st, on_cut);
+  s.step_opts = g;
+  s.step_emitted = 0;
+  s.step_over = g.max_tokens == 0;
+  st.kv_bytes = s.ctx->store().kv_bytes();
+  if (stats) *stats = st;
+}
+
+int32_t Session::next_token() {
+  Impl& s = *impl_;
+  if (s.step_over || !s.step_sampler) return -1;
+  const std::vector<float>& lg = s.ctx->logits();
+  // As decode_tokens: the token chosen before the cut comes first.
+  const int32_t next = s.step_emitted == 0 && s.step_first >= 0
+                           ? s.step_first
+                           : s.step_sampler->sample(lg.data(), int64_t(lg.size()));
+  if (s.step_opts.stop_at_eog && s.engine->is_end_of_generation(next)) {
+    s.step_over = true;
+    return -1;
+  }
+  if (++s.step_emitted >= s.step_opts.max_tokens) s.step_over = true;
+  return next;
+}
+
+bool Session::done() const { return impl_->step_over; }
+
+void Session::decode_batch(const std::vector<Session*>& sessions, const std::vector<int32_t>& ids) {
+  check(sessions.size() == ids.size(), "decode_batch: {} sessions but {} tokens", sessions.size(),
+        ids.size());
+  if (sessions.empty()) return;
+  std::vector<Context*> ctxs;
+  ctxs.reserve(sessions.size());
+  for (Session* s : sessions) {
+    check(s != nullptr, "decode_batch: null session");
+    check(s->impl_->engine == sessions[0]->impl_->engine, "decode_batch: sessions of different engines");
+    ctxs.push_back(s->impl_->ctx.get());
+  }
+  Context::decode_batch(ctxs, ids.data());
+  for (Session* s : sessions)
+    if (s->impl_->comp && s->impl_->compressed) s->impl_->comp->after_decode(*s->impl_->ctx);
 }
 
 int32_t Session::n_past() const { return impl_->ctx->n_past(); }
@@ -185,6 +254,7 @@ size_t Session::kv_bytes_full() const {
 void Session::reset() {
   impl_->ctx->reset();
   impl_->compressed = false;
+  impl_->step_over = true;
   if (impl_->comp) impl_->comp = std::make_unique<Compressor>(impl_->opts.eviction, impl_->ctx->model());
   if (impl_->comp) impl_->ctx->record(impl_->comp->record_spec());
 }

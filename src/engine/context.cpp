@@ -56,6 +56,37 @@ const std::vector<float>& Context::decode(int32_t id) {
   return logits_;
 }
 
+void Context::decode_batch(const std::vector<Context*>& ctxs, const int32_t* ids) {
+  if (ctxs.empty()) return;
+  const size_t n = ctxs.size();
+  // Each store appends with its own backend; on a GPU each session's
+  // backend is a stream of its own, and reading the first stream's scratch
+  // from another would race. Until the batched pass is checked on a GPU,
+  // sessions there run one after another (the same tokens and logits).
+  bool host = true;
+  for (Context* c : ctxs) host = host && c->be_.host_memory();
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < i; ++j) check(ctxs[j] != ctxs[i], "decode_batch: a session appears twice");
+  if (!host) {
+    for (size_t i = 0; i < n; ++i) ctxs[i]->decode(ids[i]);
+    return;
+  }
+  std::vector<KvStore*> stores(n);
+  std::vector<Recorder*> recs(n);
+  std::vector<std::vector<float>*> logits(n);
+  std::vector<int32_t> pos(n);
+  for (size_t i = 0; i < n; ++i) {
+    Context& c = *ctxs[i];
+    check(&c.m_ == &ctxs[0]->m_, "decode_batch: the sessions run different models");
+    stores[i] = &c.store_;
+    recs[i] = c.paused_ ? nullptr : c.rec_.get();
+    logits[i] = &c.logits_;
+    pos[i] = c.n_past_;
+  }
+  ctxs[0]->fwd_.run_rows(ids, pos.data(), int64_t(n), stores.data(), recs.data(), logits.data());
+  for (Context* c : ctxs) ++c->n_past_;
+}
+
 void Context::run_embeddings(const float* embd, int64_t m, Recorder* rec) {
   check(m > 0, "no embeddings to run");
   store_.reserve(store_.max_rows() + m);

@@ -41,6 +41,11 @@ class Context {
                                     std::vector<float>* all = nullptr);
   // One token at position n_past(); returns its logits [n_vocab].
   const std::vector<float>& decode(int32_t id);
+  // One token for each context (ids[i] for ctxs[i]) in one forward pass, on
+  // the first context's forward pass and backend; each context's logits()
+  // then holds its own. The contexts must be distinct, on one model and one
+  // device.
+  static void decode_batch(const std::vector<Context*>& ctxs, const int32_t* ids);
   // Runs input embeddings host [m, n_embd] at n_past() .. (no logits),
   // recording into `rec` (may be null) instead of this context's recorder.
   void run_embeddings(const float* embd, int64_t m, Recorder* rec);

@@ -173,15 +173,25 @@ std::string format_chat(ChatFormat format, const std::vector<ChatMessage>& messa
 
 ChatSplit format_chat_split(ChatFormat format, const std::string& system,
                             const std::string& context, const std::string& question) {
+  std::vector<ChatMessage> before;
+  if (!system.empty()) before.push_back({"system", system});
+  return format_chat_split(format, before, context, question);
+}
+
+ChatSplit format_chat_split(ChatFormat format, const std::vector<ChatMessage>& before,
+                            const std::string& context, const std::string& question) {
   // The split is found by rendering the message with a marker between the
   // two parts and cutting the text where the marker lands. The marker is a
   // string of private-use characters that the texts do not contain.
   std::string marker = "\uE000kvsieve-split\uE000";
-  while (contains(context, marker) || contains(question, marker) || contains(system, marker))
-    marker += "\uE000";
+  auto in_before = [&] {
+    for (const ChatMessage& m : before)
+      if (contains(m.content, marker) || contains(m.role, marker)) return true;
+    return false;
+  };
+  while (contains(context, marker) || contains(question, marker) || in_before()) marker += "\uE000";
   auto render = [&](const std::string& user) {
-    std::vector<ChatMessage> msgs;
-    if (!system.empty()) msgs.push_back({"system", system});
+    std::vector<ChatMessage> msgs = before;
     msgs.push_back({"user", user});
     return format_chat(format, msgs);
   };

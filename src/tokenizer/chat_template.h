@@ -52,5 +52,9 @@ struct ChatSplit {
 };
 ChatSplit format_chat_split(ChatFormat format, const std::string& system,
                             const std::string& context, const std::string& question);
+// The same after earlier messages (a system message, past turns): the user
+// turn context + question follows `before`.
+ChatSplit format_chat_split(ChatFormat format, const std::vector<ChatMessage>& before,
+                            const std::string& context, const std::string& question);
 
 }  // namespace kvsieve
