@@ -163,6 +163,11 @@ Engine::ChatPrompt Engine::chat_prompt(const std::vector<ChatTurn>& turns, const
   const ChatPrompt probe = chat_prompt(std::string(), std::string(), std::string(), format);
   const ChatFormat f = chat_format_from_name(probe.format);
   std::vector<ChatMessage> before;
+  // Without a system message, the one the template adds (as in the single-turn case).
+  if (turns[0].role != "system") {
+    const std::string d = default_system_message(impl_->need_tok().spec(), f);
+    if (!d.empty()) before.push_back({"system", d});
+  }
   for (size_t j = 0; j + 1 < turns.size(); ++j) before.push_back({turns[j].role, turns[j].content});
   const ChatSplit c = format_chat_split(f, before, turns.back().content, question);
   return {c.context, c.question, probe.format};
