@@ -8,12 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PACK=${1:-.devpack/pack.tar.xz}
 FILTER=${2:-*Cuda*}
-W=$(mktemp -d)
-tar -C "$W" -xJf "$PACK" || exit 1
-export LD_LIBRARY_PATH="$W/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-for d in $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cublas", "lib") for p in nvidia.__path__))' 2>/dev/null); do
-  LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
-done
+source scripts/gpu_unpack.sh
 export KVSIEVE_FIXTURES="$PWD/tests/fixtures" KVSIEVE_BINARY="$W/bin/kvsieve" KVSIEVE_SHARED_DATA="$W/data"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$W/bin/kvsieve" version

@@ -9,12 +9,7 @@ cd "$(dirname "$0")/../.."
 PACK=${1:-.devpack/pack.tar.xz}
 RES=${2:-${OUT:-/tmp}}
 M=/tmp/llama8b-shape
-W=$(mktemp -d)
-tar -C "$W" -xJf "$PACK" || exit 1
-export LD_LIBRARY_PATH="$W/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-for d in $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cublas", "lib") for p in nvidia.__path__))' 2>/dev/null); do
-  LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
-done
+source scripts/gpu_unpack.sh
 KV="$W/bin/kvsieve"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 [ -f $M/config.json ] || python3 scripts/gpu_bench/make_shape_model.py --out $M
