@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu_check.sh runs on a GPU machine: build/kvsieve and the
 # test binary (stripped), the libraries of this machine they need that a CUDA
-# image may lack (Highway, PCRE2), and ../shared/data's stories260K and texts.
+# image may lack (Highway, PCRE2, cpp-httplib and its Brotli), and ../shared/data's stories260K and texts.
 # Writes .devpack/pack.tar.xz (ignored by git; a few MiB).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/bin" "$T/lib" "$T/data" .devpack
 cp "$BUILD/kvsieve" "$BUILD/tests/kvsieve_tests" "$T/bin/"
 strip "$T/bin/"*
-for lib in $(ldd "$BUILD/kvsieve" | awk '/libhwy|libpcre2/ {print $3}'); do cp -L "$lib" "$T/lib/"; done
+for lib in $(ldd "$BUILD/kvsieve" | awk '/libhwy|libpcre2|libcpp-httplib|libbrotli/ {print $3}'); do cp -L "$lib" "$T/lib/"; done
 for d in stories260K text; do
   [ -d ../shared/data/$d ] && cp -r ../shared/data/$d "$T/data/"
 done

@@ -22,6 +22,12 @@ void ModelOptions::add_to(CLI::App* sub, bool need_model) {
                   "Where to run: cpu, cuda, or auto (a GPU when this build has CUDA and one is present)")
       ->capture_default_str()
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  sub->add_option("--gpu-math", gpu_math,
+                  "How a GPU computes prefill: tensor (tensor cores; activations of 16-bit and "
+                  "quantized weights, and queries over a 16-bit cache, rounded to bf16/f16) or exact "
+                  "(f32 throughout: the CPU's results to rounding, several times slower)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"tensor", "exact"}));
 }
 
 std::shared_ptr<const Engine> ModelOptions::load(bool quiet) const {
@@ -29,6 +35,7 @@ std::shared_ptr<const Engine> ModelOptions::load(bool quiet) const {
   eo.model = model;
   eo.tokenizer = tokenizer;
   eo.device = device;
+  eo.gpu_math = gpu_math;
   eo.threads = threads;
   auto e = Engine::load(eo);
   if (!quiet) {

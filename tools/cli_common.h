@@ -25,6 +25,7 @@ struct ModelOptions {
   std::string model;      // -m
   std::string tokenizer;  // --tokenizer (overrides or adds one)
   std::string device = "cpu";
+  std::string gpu_math = "tensor";
   int threads = 0;        // -t, 0 = all hardware threads
 
   void add_to(CLI::App* sub, bool need_model = true);

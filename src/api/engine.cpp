@@ -35,7 +35,7 @@ const Model& Engine::Impl::need_model() const {
 }
 
 std::unique_ptr<Backend> Engine::Impl::make_backend(int threads) const {
-  return kvsieve::make_backend(device, threads > 0 ? threads : opts.threads);
+  return kvsieve::make_backend(device, threads > 0 ? threads : opts.threads, math);
 }
 
 std::string version() { return "kvsieve 0.1.0"; }
@@ -56,6 +56,7 @@ std::shared_ptr<const Engine> Engine::load(const EngineOptions& o) {
   auto impl = std::make_unique<Impl>();
   impl->opts = o;
   impl->device = device_from_name(o.device);
+  impl->math = gpu_math_from_name(o.gpu_math);
   if (impl->device == DeviceKind::kCuda) make_backend(DeviceKind::kCuda);  // fails early, clearly
   ModelInfo& info = impl->info;
   info.path = o.model;
@@ -91,6 +92,7 @@ std::shared_ptr<const Engine> Engine::load(const EngineOptions& o) {
   info.n_ctx_train = c.n_ctx_train;
   info.n_params = m.n_params();
   info.weight_bytes = m.weight_bytes();
+  if (impl->device == DeviceKind::kCuda) m.preload(*impl->make_backend(1));
   return std::shared_ptr<const Engine>(new Engine(std::move(impl)));
 }
 

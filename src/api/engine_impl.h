@@ -16,6 +16,7 @@ struct Engine::Impl {
   EngineOptions opts;
   ModelInfo info;
   DeviceKind device = DeviceKind::kCpu;
+  GpuMath math = GpuMath::kTensor;
   std::unique_ptr<Model> model;          // null when vocab_only
   std::unique_ptr<Tokenizer> vocab_tok;  // the tokenizer when vocab_only
   const Tokenizer* tok() const { return model ? model->tokenizer() : vocab_tok.get(); }

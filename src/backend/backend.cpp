@@ -19,8 +19,16 @@ bool cuda_available() { return cuda_device_present(); }
 bool cuda_built_in() { return cuda_built(); }
 void forget_device_weights(const void* host) { cuda_forget_weights(host); }
 
-std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads) {
-  if (kind == DeviceKind::kCuda) return make_cuda_backend();
+const char* gpu_math_name(GpuMath m) { return m == GpuMath::kExact ? "exact" : "tensor"; }
+
+GpuMath gpu_math_from_name(std::string_view name) {
+  if (name == "exact") return GpuMath::kExact;
+  if (name == "tensor") return GpuMath::kTensor;
+  fail("unknown GPU math '{}' (tensor, exact)", name);
+}
+
+std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads, GpuMath math) {
+  if (kind == DeviceKind::kCuda) return make_cuda_backend(math);
   return std::make_unique<CpuBackend>(threads);
 }
 

@@ -33,6 +33,19 @@ const char* device_name(DeviceKind d);  // "cpu", "cuda"
 // "cpu", "cuda", or "auto": CUDA when this build has it and a GPU is present,
 // else the CPU. Throws Error for any other name.
 DeviceKind device_from_name(std::string_view name);
+// How a GPU computes the products and attention of a prefill chunk.
+//   kExact:  f32 activations everywhere, as on the CPU; results equal the
+//            CPU's to f32 rounding (weights widened to f32, cuBLAS SGEMM).
+//   kTensor: tensor cores. Chunks of more than 8 rows multiply 16-bit and
+//            quantized weights with activations rounded to bf16 (f16 for F16
+//            weights), f32 accumulation; prefill attention over a 16-bit
+//            cache rounds queries and probabilities to the cache's type.
+//            F32 weights and an f32 cache stay exact. Decode (<= 8 rows)
+//            is exact in both modes.
+// The CPU ignores it.
+enum class GpuMath { kExact, kTensor };
+const char* gpu_math_name(GpuMath m);  // "exact", "tensor"
+GpuMath gpu_math_from_name(std::string_view name);  // throws Error for others
 // Whether this build has the CUDA device and it found a GPU.
 bool cuda_available();
 // Whether this build has the CUDA device compiled in (a GPU or not).
@@ -138,6 +151,12 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void zero(void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Makes the device's copy of the weight at host now instead of at its
+  // first use (see forget_device_weights); nothing to do on the CPU.
+  virtual void preload(const void* host, size_t bytes) {
+    (void)host;
+    (void)bytes;
+  }
   // Bytes of device memory this backend holds now, and the most it held at
   // once since the last reset_peak() (KV stores, scratch, scores).
   virtual size_t bytes_in_use() const = 0;
@@ -202,8 +221,10 @@ class Backend {
 };
 
 // A backend for a device: CPU with `threads` threads (<= 0: all hardware
-// threads), or CUDA (a build without CUDA throws Error "built without CUDA").
-std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads = 0);
+// threads), or CUDA computing as `math` says (a build without CUDA throws
+// Error "built without CUDA").
+std::unique_ptr<Backend> make_backend(DeviceKind kind, int threads = 0,
+                                      GpuMath math = GpuMath::kTensor);
 // The CPU backend on a pool the caller owns.
 std::unique_ptr<Backend> make_cpu_backend(ThreadPool& pool);
 

@@ -92,6 +92,31 @@ size_t Model::weight_bytes() const {
   return b;
 }
 
+void Model::preload(Backend& be) const {
+  // The keys the ops ask for: a matrix whole, a norm's n_embd floats, a
+  // bias's rows floats (backend/cuda/cuda_backend.cpp).
+  const int64_t E = config().n_embd;
+  auto matrix = [&](const TensorView* t, const float* bias) {
+    if (!t) return;
+    be.preload(t->data, t->nbytes);
+    if (bias) be.preload(bias, size_t(t->rows()) * sizeof(float));
+  };
+  auto norm = [&](const float* w) {
+    if (w) be.preload(w, size_t(E) * sizeof(float));
+  };
+  matrix(w_.tok_embd, nullptr);
+  matrix(w_.output, nullptr);
+  norm(w_.output_norm);
+  for (const LayerWeights& l : w_.layers) {
+    norm(l.attn_norm);
+    norm(l.ffn_norm);
+    matrix(l.wq, l.bq);
+    matrix(l.wk, l.bk);
+    matrix(l.wv, l.bv);
+    for (const TensorView* t : {l.wo, l.w_gate, l.w_up, l.w_down}) matrix(t, nullptr);
+  }
+}
+
 int64_t Model::n_params() const {
   int64_t n = 0;
   for (const auto& [name, t] : src_.tensors) n += t.numel();

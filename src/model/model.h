@@ -58,6 +58,9 @@ class Model {
   // Weight bytes (as stored) and parameter count.
   size_t weight_bytes() const;
   int64_t n_params() const;
+  // Makes the device's copy of every weight the forward pass reads now
+  // (Backend::preload), so that the first prefill does not pay for it.
+  void preload(Backend& be) const;
 
  private:
   ModelSource src_;

@@ -12,18 +12,6 @@ namespace {
 constexpr int kMaxDimsPerLane = 8;  // head_dim <= 256
 constexpr int kWarpsPerBlock = 4;
 
-// Rows of a head a query at position p sees: those with pos <= p (a prefix,
-// positions increase).
-__device__ __forceinline__ int64_t visible(const int32_t* pos, int64_t n, int32_t p) {
-  int64_t lo = 0, hi = n;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (pos[mid] <= p) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 __device__ __forceinline__ const void* head_base(const KvDev& kv, const void* base, int64_t s) {
   return static_cast<const uint8_t*>(base) +
          size_t(s * kv.capacity * kv.head_dim) * (kv.type == DType::F32 ? 4 : 2);

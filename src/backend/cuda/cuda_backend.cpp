@@ -35,20 +35,30 @@ int reduce_code(Reduce r) { return r == Reduce::kSum ? 0 : r == Reduce::kMean ? 
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() {
+  explicit CudaBackend(GpuMath math) : math_(math) {
     cuda_check(cudaSetDevice(0), "cudaSetDevice");
     cuda_check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     cublas_check(cuda::blas().create(&blas_), "cublasCreate");
     cublas_check(cuda::blas().set_stream(blas_, stream_), "cublasSetStream");
-    // f32 products stay f32 (no TF32): logits are checked against the CPU at 1e-4.
-    cublas_check(cuda::blas().set_math_mode(blas_, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+    // Tensor cores for the 16-bit products; the f32 ones ask for
+    // CUBLAS_COMPUTE_32F_PEDANTIC themselves (no TF32: the exact path is
+    // checked against the CPU at 1e-4).
+    cublas_check(cuda::blas().set_math_mode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     for (auto* a : {&scratch_, &dequant_}) a->bind(*this);
+    for (auto* a : {&half_x_, &half_w_}) a->bind(*this);
     stage_.bind(*this);
+    // Without pinned memory, uploads of small arrays may wait (see upload).
+    if (cudaMallocHost(reinterpret_cast<void**>(&pinned_), kPinnedBytes) != cudaSuccess) {
+      cudaGetLastError();
+      pinned_ = nullptr;
+    }
   }
   ~CudaBackend() override {
     for (auto* a : {&scratch_, &dequant_}) a->resize(0);
+    for (auto* a : {&half_x_, &half_w_}) a->resize(0);
     stage_.resize(0);
     cudaStreamSynchronize(stream_);
+    if (pinned_) cudaFreeHost(pinned_);
     for (auto& [p, bytes] : sizes_) cudaFree(p);  // what the backend's users did not release
     sizes_.clear();
     cuda::blas().destroy(blas_);
@@ -59,7 +69,8 @@ class CudaBackend final : public Backend {
   std::string describe() const override {
     cudaDeviceProp prop{};
     cudaGetDeviceProperties(&prop, 0);
-    return fmt::format("cuda ({}, {:.0f} GiB)", prop.name, double(prop.totalGlobalMem) / (1 << 30));
+    return fmt::format("cuda ({}, {:.0f} GiB, {} math)", prop.name,
+                       double(prop.totalGlobalMem) / (1 << 30), gpu_math_name(math_));
   }
   ThreadPool* host_pool() override { return nullptr; }
 
@@ -87,9 +98,27 @@ class CudaBackend final : public Backend {
     sizes_.erase(it);
     cudaFreeAsync(p, stream_);
   }
+  // Small arrays (positions, counts, offsets: a few per layer and token in
+  // decode) go through a pinned ring: from pageable memory cudaMemcpyAsync
+  // may wait for the stream to drain, which would leave the GPU idle between
+  // the ops of a decode step. The ring starts over once the stream has
+  // drained (synchronize), never while a copy still reads it. Either way the
+  // caller may reuse src at once.
   void upload(void* dst, const void* src, size_t bytes) override {
-    if (bytes)
+    if (!bytes) return;
+    if (!pinned_ || bytes > kPinnedBytes / 4) {
       cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "upload");
+      return;
+    }
+    size_t at = (pinned_at_ + 255) / 256 * 256;
+    if (at + bytes > kPinnedBytes) {
+      synchronize();
+      at = 0;
+    }
+    std::memcpy(pinned_ + at, src, bytes);
+    cuda_check(cudaMemcpyAsync(dst, pinned_ + at, bytes, cudaMemcpyHostToDevice, stream_),
+               "upload");
+    pinned_at_ = at + bytes;
   }
   void download(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
@@ -112,7 +141,11 @@ class CudaBackend final : public Backend {
   void zero(void* dst, size_t bytes) override {
     if (bytes) cuda_check(cudaMemsetAsync(dst, 0, bytes, stream_), "zero");
   }
-  void synchronize() override { cuda_check(cudaStreamSynchronize(stream_), "synchronize"); }
+  void synchronize() override {
+    cuda_check(cudaStreamSynchronize(stream_), "synchronize");
+    pinned_at_ = 0;  // no copy reads the pinned ring any more
+  }
+  void preload(const void* host, size_t bytes) override { cuda::device_weights(host, bytes); }
   size_t bytes_in_use() const override { return in_use_; }
   size_t peak_bytes() const override { return peak_; }
   void reset_peak() override { peak_ = in_use_; }
@@ -141,18 +174,42 @@ class CudaBackend final : public Backend {
       launched("matvec");
       return;
     }
-    const float* wf = static_cast<const float*>(w);
-    if (W.type != DType::F32) {
-      dequant_.reserve(rows * cols);
-      cuda::dequantize(W.type, w, rows, cols, dequant_.data(), stream_);
-      launched("dequantize");
-      wf = dequant_.data();
-    }
     // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
     const float one = 1.0f, zero = 0.0f;
-    cublas_check(cuda::blas().sgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(cols), &one,
-                             wf, int(cols), x, int(cols), &zero, y, int(rows)),
-                 "cublasSgemm");
+    if (math_ == GpuMath::kTensor && W.type != DType::F32) {
+      // F16 weights meet f16 activations; every other type is (decoded to)
+      // bf16, whose range is f32's. Products exact in f32, sums in f32.
+      const bool f16 = W.type == DType::F16;
+      const cudaDataType_t dt = f16 ? CUDA_R_16F : CUDA_R_16BF;
+      half_x_.reserve(n * cols);
+      cuda::round_to_half(x, n * cols, half_x_.data(), !f16, stream_);
+      launched("round activations");
+      const void* wh = w;
+      if (!f16 && W.type != DType::BF16) {
+        half_w_.reserve(rows * cols);
+        cuda::dequantize_bf16(W.type, w, rows, cols, half_w_.data(), stream_);
+        launched("dequantize to bf16");
+        wh = half_w_.data();
+      }
+      cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
+                                        int(cols), &one, wh, dt, int(cols), half_x_.data(), dt,
+                                        int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmEx (16-bit)");
+    } else {
+      const void* wf = w;
+      if (W.type != DType::F32) {
+        dequant_.reserve(rows * cols);
+        cuda::dequantize(W.type, w, rows, cols, dequant_.data(), stream_);
+        launched("dequantize");
+        wf = dequant_.data();
+      }
+      cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
+                                        int(cols), &one, wf, CUDA_R_32F, int(cols), x, CUDA_R_32F,
+                                        int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                        CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+                   "cublasGemmEx (f32)");
+    }
     if (b) {
       cuda::add_bias(y, b, n, rows, stream_);
       launched("add_bias");
@@ -203,12 +260,22 @@ class CudaBackend final : public Backend {
     const cuda::KvDev kv = kv_dev(a.kv, st, h_rows);
     const int32_t* q_pos = st.at<int32_t>(h_pos);
     const int64_t items = a.n * a.n_head, hd = a.kv.head_dim;
-    const int64_t splits = cuda::attention_splits(a.n, a.n_head, max_rows(a.kv));
+    // A prefill chunk over a 16-bit cache goes to the tensor cores; decode
+    // steps (a few queries) split each head's rows over many warps instead.
+    const bool flash = math_ == GpuMath::kTensor && a.n >= kFlashMinQueries &&
+                       cuda::flash_attention_fits(a.kv.type, hd);
+    const int64_t splits = flash ? 0 : cuda::attention_splits(a.n, a.n_head, max_rows(a.kv));
     scratch_.reserve(items * splits * (hd + 2) + (a.colsum ? 2 * items : 0));
     float* m = a.colsum ? scratch_.data() + items * splits * (hd + 2) : nullptr;
     float* l = m ? m + items : nullptr;
-    cuda::attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, splits, scratch_.data(), stream_);
-    launched("attention");
+    if (flash) {
+      cuda::flash_attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, stream_);
+      launched("flash attention");
+    } else {
+      cuda::attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, splits, scratch_.data(),
+                      stream_);
+      launched("attention");
+    }
     if (a.colsum) {
       cuda::attention_colsums(kv, a.q, q_pos, a.n, a.n_head, m, l, a.colsum, a.colcount, a.ld,
                               stream_);
@@ -361,10 +428,13 @@ class CudaBackend final : public Backend {
 
   const void* weights(const TensorView& t) { return cuda::device_weights(t.data, t.nbytes); }
 
+
   void launched(const char* op) {
     const cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) fail("CUDA: {} kernel failed to launch: {}", op, cudaGetErrorString(e));
   }
+
+  static constexpr int64_t kFlashMinQueries = 16;
 
   static int64_t max_rows(const KvLayerView& kv) {
     int64_t m = 0;
@@ -393,8 +463,13 @@ class CudaBackend final : public Backend {
   std::unordered_map<void*, size_t> sizes_;
   size_t in_use_ = 0, peak_ = 0;
   DeviceArray<uint8_t> stage_;
+  GpuMath math_;
   DeviceArray<float> scratch_, dequant_;
+  DeviceArray<uint16_t> half_x_, half_w_;  // [n, cols] activations, [rows, cols] weights in 16 bits
   std::vector<float> host_cos_, host_sin_;
+  static constexpr size_t kPinnedBytes = size_t(4) << 20;
+  uint8_t* pinned_ = nullptr;  // [kPinnedBytes] page-locked host memory
+  size_t pinned_at_ = 0;       // first free byte of pinned_
 };
 
 }  // namespace
@@ -412,13 +487,13 @@ bool cuda_device_present() {
   return present;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+std::unique_ptr<Backend> make_cuda_backend(GpuMath math) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess || n == 0)
     fail("--device cuda: no usable GPU ({})",
          e != cudaSuccess ? cudaGetErrorString(e) : "the driver reports none");
-  return std::make_unique<CudaBackend>();
+  return std::make_unique<CudaBackend>(math);
 }
 
 }  // namespace kvsieve

@@ -32,7 +32,7 @@ Blas open_blas() {
   bind(lib, "cublasDestroy_v2", b.destroy);
   bind(lib, "cublasSetStream_v2", b.set_stream);
   bind(lib, "cublasSetMathMode", b.set_math_mode);
-  bind(lib, "cublasSgemm_v2", b.sgemm);
+  bind(lib, "cublasGemmEx", b.gemm_ex);
   return b;
 }
 

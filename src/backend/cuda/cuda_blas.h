@@ -12,9 +12,10 @@ struct Blas {
   cublasStatus_t (*destroy)(cublasHandle_t);
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
   cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
-  cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
-                          const float*, const float*, int, const float*, int, const float*,
-                          float*, int);
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                            const void*, const void*, cudaDataType_t, int, const void*,
+                            cudaDataType_t, int, const void*, void*, cudaDataType_t, int,
+                            cublasComputeType_t, cublasGemmAlgo_t);
 };
 
 // Opens libcublas once (thread-safe); throws Error naming what is missing.

@@ -112,6 +112,18 @@ __device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j
   }
 }
 
+// Rows of a head a query at position p sees: those with pos <= p (a prefix,
+// positions increase).
+__device__ __forceinline__ int64_t visible(const int32_t* pos, int64_t n, int32_t p) {
+  int64_t lo = 0, hi = n;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (pos[mid] <= p) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 // ---- reductions over a block of blockDim.x threads (a multiple of 32, at
 // most 1024); every thread gets the result. `shared` holds 32 floats.
 __device__ __forceinline__ float warp_sum(float x) {

@@ -15,8 +15,8 @@ bool cuda_built();
 void cuda_forget_weights(const void* host);
 // Whether this build has CUDA and a GPU answered.
 bool cuda_device_present();
-// A backend on GPU 0 (a stream of its own). Throws Error when CUDA was not
-// compiled in or no GPU is usable.
-std::unique_ptr<Backend> make_cuda_backend();
+// A backend on GPU 0 (a stream of its own) computing as `math` says. Throws
+// Error when CUDA was not compiled in or no GPU is usable.
+std::unique_ptr<Backend> make_cuda_backend(GpuMath math);
 
 }  // namespace kvsieve

@@ -28,6 +28,11 @@ void scale(float* x, float f, int64_t n, cudaStream_t s);
 // ---- products (cuda_matmul.cu)
 // out[rows, cols] f32 = W [rows, cols] of type t, decoded as dequantize_row does.
 void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, cudaStream_t s);
+// out[rows, cols] bf16 bits = the same decoded values rounded to bf16.
+void dequantize_bf16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
+                     cudaStream_t s);
+// out[n] = x[n] rounded to bf16 (bf16) or f16 bits, to nearest even.
+void round_to_half(const float* x, int64_t n, uint16_t* out, bool bf16, cudaStream_t s);
 // y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows]) for a few rows of x (decode):
 // W is read once, decoded in registers, accumulated in f32.
 void matvec(DType t, const void* W, int64_t rows, int64_t cols, const float* x, int64_t n,
@@ -56,6 +61,13 @@ int64_t attention_splits(int64_t n, int64_t n_head, int64_t max_rows);
 void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
                float* out, float* m_out, float* l_out, int64_t n_split, float* scratch,
                cudaStream_t s);
+// The same on the tensor cores (cuda_flash_attention.cu) for a batch of
+// queries over a 16-bit cache: queries and probabilities rounded to the
+// cache's type, f32 accumulation, no scratch. For F16 and BF16 caches with
+// head_dim 64 or 128 (flash_attention_fits).
+bool flash_attention_fits(DType type, int64_t head_dim);
+void flash_attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
+                     int64_t n_head, float* out, float* m_out, float* l_out, cudaStream_t s);
 // H2O's record: colsum[h, j] += p(t, h, j) for t in batch order, and
 // colcount[h, j] += 1 for every query that saw row j; p recomputed from the
 // keys and the queries' m and l.

@@ -1,7 +1,8 @@
 // Weight products on the GPU that cuBLAS does not do for us: decoding a
-// weight matrix of any type to f32 (for the cuBLAS product of a prefill
-// chunk), and the matrix-vector products of decode, which read each weight
-// once, decode it in registers and accumulate in f32.
+// weight matrix of any type to f32 or to bf16 (for the cuBLAS product of a
+// prefill chunk), rounding activations to 16 bits for the tensor cores, and
+// the matrix-vector products of decode, which read each weight once, decode
+// it in registers and accumulate in f32.
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_kernels.h"
 
@@ -19,6 +20,43 @@ __global__ void dequantize_kernel(DType t, const uint8_t* W, size_t row_bytes, i
     const int64_t r = i / cols, c = i % cols;
     out[i] = load_weight(t, W + size_t(r) * row_bytes, c);
   }
+}
+
+// The same decoded values rounded to bf16 (round to nearest even).
+__global__ void dequantize_bf16_kernel(DType t, const uint8_t* W, size_t row_bytes, int64_t rows,
+                                       int64_t cols, uint16_t* out) {
+  const int64_t n = rows * cols;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / cols, c = i % cols;
+    out[i] = f32_to_bf16_bits(load_weight(t, W + size_t(r) * row_bytes, c));
+  }
+}
+
+// Four values per thread (n a multiple of 4 is the common case; the tail
+// is done one by one).
+template <bool kBf16>
+__global__ void round_half_kernel(const float* x, int64_t n, uint16_t* out) {
+  const int64_t n4 = n / 4;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const float4 v = reinterpret_cast<const float4*>(x)[i];
+    const float f[4] = {v.x, v.y, v.z, v.w};
+    uint16_t h[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) h[k] = kBf16 ? f32_to_bf16_bits(f[k]) : f32_to_f16_bits(f[k]);
+    reinterpret_cast<ushort4*>(out)[i] = make_ushort4(h[0], h[1], h[2], h[3]);
+  }
+  if (blockIdx.x == 0)
+    for (int64_t i = n4 * 4 + threadIdx.x; i < n; i += blockDim.x)
+      out[i] = kBf16 ? f32_to_bf16_bits(x[i]) : f32_to_f16_bits(x[i]);
+}
+
+template <bool kBf16>
+__global__ void round_half_scalar_kernel(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = kBf16 ? f32_to_bf16_bits(x[i]) : f32_to_f16_bits(x[i]);
 }
 
 // One warp per output row r: lanes stride over the columns (each quant
@@ -45,10 +83,61 @@ __global__ void matvec_kernel(DType t, const uint8_t* W, size_t row_bytes, int64
   }
 }
 
+// The same for 16-bit weights read 16 bytes (8 values) per lane at a time,
+// so a warp reads 512 contiguous bytes per step: decode is bound by the
+// weights' bandwidth, and 2-byte loads leave most of it unused. Needs
+// cols % 8 == 0 and 16-byte aligned W and x.
+template <int NV, bool kBf16>
+__global__ void matvec16_kernel(const uint4* W, int64_t rows, int64_t cols, const float* x,
+                                float* y, const float* bias) {
+  const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;
+  const int64_t n8 = cols / 8;
+  const uint4* wr = W + r * n8;
+  float acc[NV];
+#pragma unroll
+  for (int v = 0; v < NV; ++v) acc[v] = 0.0f;
+#pragma unroll 4
+  for (int64_t c = lane; c < n8; c += 32) {
+    const uint4 raw = __ldg(wr + c);
+    const uint32_t word[4] = {raw.x, raw.y, raw.z, raw.w};
+    float w[8];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const uint16_t lo = uint16_t(word[k] & 0xFFFF), hi = uint16_t(word[k] >> 16);
+      w[2 * k] = kBf16 ? bf16_bits_to_f32(lo) : f16_bits_to_f32(lo);
+      w[2 * k + 1] = kBf16 ? bf16_bits_to_f32(hi) : f16_bits_to_f32(hi);
+    }
+#pragma unroll
+    for (int v = 0; v < NV; ++v) {
+      const float4 a = reinterpret_cast<const float4*>(x + v * cols)[2 * c];
+      const float4 b = reinterpret_cast<const float4*>(x + v * cols)[2 * c + 1];
+      acc[v] += w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
+                w[6] * b.z + w[7] * b.w;
+    }
+  }
+#pragma unroll
+  for (int v = 0; v < NV; ++v) {
+    const float sum = warp_sum(acc[v]);
+    if (lane == 0) y[v * rows + r] = sum + (bias ? bias[r] : 0.0f);
+  }
+}
+
 template <int NV>
 void launch_matvec(DType t, const void* W, size_t row_bytes, int64_t rows, int64_t cols,
                    const float* x, float* y, const float* bias, cudaStream_t s) {
   const int warps = kThreads / 32;
+  const bool wide = (t == DType::F16 || t == DType::BF16) && cols % 8 == 0 &&
+                    reinterpret_cast<uintptr_t>(W) % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  if (wide) {
+    const unsigned blocks = unsigned(ceil_div(rows, warps));
+    const auto* w4 = static_cast<const uint4*>(W);
+    if (t == DType::BF16) matvec16_kernel<NV, true><<<blocks, kThreads, 0, s>>>(w4, rows, cols, x, y, bias);
+    else matvec16_kernel<NV, false><<<blocks, kThreads, 0, s>>>(w4, rows, cols, x, y, bias);
+    return;
+  }
   matvec_kernel<NV><<<unsigned(ceil_div(rows, warps)), kThreads, 0, s>>>(
       t, static_cast<const uint8_t*>(W), row_bytes, rows, cols, x, y, bias);
 }
@@ -65,6 +154,32 @@ void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, 
   if (n <= 0) return;
   dequantize_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0, s>>>(
       t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows, cols, out);
+}
+
+void dequantize_bf16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
+                     cudaStream_t s) {
+  const int64_t n = rows * cols;
+  if (n <= 0) return;
+  dequantize_bf16_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0,
+                           s>>>(t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows,
+                                cols, out);
+}
+
+void round_to_half(const float* x, int64_t n, uint16_t* out, bool bf16, cudaStream_t s) {
+  if (n <= 0) return;
+  const unsigned blocks = unsigned(std::min<int64_t>(std::max<int64_t>(ceil_div(n / 4, kThreads), 1), 65535));
+  // float4 loads need 16-byte alignment: device buffers are 256-byte aligned,
+  // but x may point inside one.
+  const bool aligned =
+      reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 8 == 0;
+  const unsigned b = aligned ? blocks : unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535));
+  if (bf16) {
+    if (aligned) round_half_kernel<true><<<b, kThreads, 0, s>>>(x, n, out);
+    else round_half_scalar_kernel<true><<<b, kThreads, 0, s>>>(x, n, out);
+  } else {
+    if (aligned) round_half_kernel<false><<<b, kThreads, 0, s>>>(x, n, out);
+    else round_half_scalar_kernel<false><<<b, kThreads, 0, s>>>(x, n, out);
+  }
 }
 
 void matvec(DType t, const void* W, int64_t rows, int64_t cols, const float* x, int64_t n,
