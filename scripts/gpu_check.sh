@@ -2,12 +2,13 @@
 # Runs the CUDA device's tests on a GPU machine from binaries built elsewhere
 # (scripts/gpu_pack.sh packs them with the libraries they need that such a
 # machine may lack, and stories260K). Prints the device, runs every test whose
-# name has "Cuda", then a compute-sanitizer memcheck of a short subset.
+# name has "Cuda" and every device-parameterized test on "cuda", then a
+# compute-sanitizer memcheck of a short subset.
 #   scripts/gpu_check.sh [PACK.tar.xz] [gtest filter]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PACK=${1:-.devpack/pack.tar.xz}
-FILTER=${2:-*Cuda*}
+FILTER=${2:-*Cuda*:*/cuda}
 source scripts/gpu_unpack.sh
 export KVSIEVE_FIXTURES="$PWD/tests/fixtures" KVSIEVE_BINARY="$W/bin/kvsieve" KVSIEVE_SHARED_DATA="$W/data"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader

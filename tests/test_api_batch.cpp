@@ -1,6 +1,7 @@
 // Session::start / next_token and Session::decode_batch (the public API a
 // server uses to batch the decode steps of many sessions): each session in
-// a batch gets what it gets alone.
+// a batch gets what it gets alone. On the CPU and, where there is one, on a
+// GPU (each session a stream of its own, the pass on the first one's).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "kvsieve/kvsieve.h"
 #include "test_util.h"
 
@@ -36,10 +38,13 @@ float max_abs(const std::vector<float>& v) {
   return m;
 }
 
-class ApiBatch : public ::testing::Test {
+class ApiBatch : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    if (GetParam() == "cuda" && !cuda_available())
+      GTEST_SKIP() << "no GPU here (or this build has no CUDA): batched decode is not tested there";
     EngineOptions eo;
+    eo.device = GetParam();
     eo.model = fixtures() + "/hf/llama3-f32";
     engine = Engine::load(eo);
     ids = read_npy_ids(fixtures() + "/hf/llama3-f32/ids.npy");
@@ -52,7 +57,7 @@ class ApiBatch : public ::testing::Test {
 };
 
 // One batched step gives each session the logits decode() gives it alone.
-TEST_F(ApiBatch, DecodeBatchLogitsEqualDecodeAlone) {
+TEST_P(ApiBatch, DecodeBatchLogitsEqualDecodeAlone) {
   const std::vector<Policy> pols = {{"full", 0, 0}, {"snapkv", 40, 0}, {"h2o", 32, 8}, {"streamingllm", 24, 0}};
   const std::vector<size_t> lens = {120, 200, 90, 150};
   std::vector<std::unique_ptr<Session>> a, b;  // a: batched, b: alone
@@ -88,7 +93,7 @@ TEST_F(ApiBatch, DecodeBatchLogitsEqualDecodeAlone) {
 
 // start() + next_token() + decode_batch() over sessions that join and leave
 // at different steps generate what generate() generates for each alone.
-TEST_F(ApiBatch, SteppedBatchEqualsGenerate) {
+TEST_P(ApiBatch, SteppedBatchEqualsGenerate) {
   const std::vector<Policy> pols = {{"laq++", 48, 0}, {"snapkv", 40, 0}, {"full", 0, 0}, {"pyramidkv", 48, 0}};
   const std::vector<int64_t> max_tokens = {9, 14, 5, 11};
   std::vector<std::vector<int32_t>> want, got(pols.size());
@@ -139,7 +144,7 @@ TEST_F(ApiBatch, SteppedBatchEqualsGenerate) {
   }
 }
 
-TEST_F(ApiBatch, DecodeBatchRefusesBadInput) {
+TEST_P(ApiBatch, DecodeBatchRefusesBadInput) {
   auto s = make(*engine, {"full", 0, 0});
   s->prefill(prompt(10));
   EXPECT_THROW(Session::decode_batch({s.get(), s.get()}, {1, 2}), Error);  // twice
@@ -148,6 +153,9 @@ TEST_F(ApiBatch, DecodeBatchRefusesBadInput) {
   Session::decode_batch({}, {});  // nothing to do
   EXPECT_EQ(s->next_token(), -1);  // no start(): nothing to generate
 }
+
+INSTANTIATE_TEST_SUITE_P(Devices, ApiBatch, ::testing::Values("cpu", "cuda"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace kvsieve::testing

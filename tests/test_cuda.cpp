@@ -152,20 +152,25 @@ TEST(Cuda, TensorProductsEqualTheCpusOnRoundedOperands) {
   forget_device_weights(bias.data());
 }
 
-// Prefill attention on the tensor cores against the CPU's f32 attention over
-// the same 16-bit cache: ragged heads (as after a cut: gaps in positions,
-// different row counts, rows past a query's position), H2O's column sums. Queries and probabilities are rounded to the
+// Attention over a 16-bit cache against the CPU's f32 attention over the
+// same cache: ragged heads (as after a cut: gaps in positions, different row
+// counts, rows past a query's position), H2O's column sums, head_dim 64 and
+// 128 (the vectorized kernels). A prefill batch of 150 queries with exact
+// math (split kernels) and tensor math (flash attention), and a decode step
+// of 2 queries (split kernels in both). Exact: the same f32 arithmetic in
+// another order, 1e-5. Tensor: queries and probabilities rounded to the
 // cache's type (unit roundoff u: bf16 2^-8, f16 2^-11); scores of about
-// unit size then move by about u, and the output by less: bound 2u.
-TEST(Cuda, TensorPrefillAttentionMatchesTheCpu) {
+// unit size then move by about u, the output by less: bound 2u.
+TEST(Cuda, AttentionOverA16BitCacheMatchesTheCpu) {
   KVSIEVE_REQUIRE_GPU();
   auto cpu = make_backend(DeviceKind::kCpu, 2);
-  auto gpu = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
+  auto exact = make_backend(DeviceKind::kCuda, 0, GpuMath::kExact);
+  auto tensor = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
   std::mt19937 rng(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (DType type : {DType::BF16, DType::F16})
     for (int64_t hd : {64, 128}) {
-      const int64_t n_stored = 2, capacity = 700, n_head = 4, n = 150;
+      const int64_t n_stored = 2, capacity = 700, n_head = 4;
       const int64_t rows[2] = {650, 410};
       std::vector<uint16_t> k(size_t(n_stored * capacity * hd)), v(k.size());
       for (size_t i = 0; i < k.size(); ++i) {
@@ -176,16 +181,14 @@ TEST(Cuda, TensorPrefillAttentionMatchesTheCpu) {
       std::vector<int32_t> pos(size_t(n_stored * capacity), 0);
       for (int64_t j = 0; j < rows[0]; ++j) pos[size_t(j)] = int32_t(j);
       for (int64_t j = 0; j < rows[1]; ++j) pos[size_t(capacity + j)] = int32_t(40 + 2 * j);
-      // The batch: positions 500..649 (head 0's last 150 rows).
-      std::vector<int32_t> q_pos(static_cast<size_t>(n));
-      for (int64_t t = 0; t < n; ++t) q_pos[size_t(t)] = int32_t(500 + t);
-      std::vector<float> q(size_t(n * n_head * hd));
-      for (float& x : q) x = nd(rng);
       const int64_t ld = capacity;
       struct Out {
         std::vector<float> out, colsum, colcount;
       };
-      auto run = [&](Backend& be) {
+      // n queries at positions 650 - n .. 649 (head 0's last rows).
+      auto run = [&](Backend& be, int64_t n, const std::vector<float>& q) {
+        std::vector<int32_t> q_pos(static_cast<size_t>(n));
+        for (int64_t t = 0; t < n; ++t) q_pos[size_t(t)] = int32_t(650 - n + t);
         DeviceArray<uint16_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
         DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
         DeviceArray<float> dq(be, int64_t(q.size())), dout(be, int64_t(q.size()));
@@ -221,14 +224,24 @@ TEST(Cuda, TensorPrefillAttentionMatchesTheCpu) {
         be.download(o.colcount.data(), dcnt.data(), dcnt.bytes());
         return o;
       };
-      const Out want = run(*cpu), got = run(*gpu);
       const double u = type == DType::BF16 ? 1.0 / 256 : 1.0 / 2048;
-      const double d_out = rel_diff(got.out, want.out), d_sum = rel_diff(got.colsum, want.colsum);
-      std::printf("[ cuda ] tensor attention, %s cache, head_dim %lld: out %.2e, column sums %.2e (u = %.2e)\n",
-                  std::string(dtype_name(type)).c_str(), (long long)hd, d_out, d_sum, u);
-      EXPECT_LE(d_out, 2 * u) << dtype_name(type) << " head_dim " << hd;
-      EXPECT_LE(d_sum, 2 * u) << dtype_name(type) << " head_dim " << hd;
-      EXPECT_EQ(got.colcount, want.colcount) << dtype_name(type) << " head_dim " << hd;
+      for (int64_t n : {150, 2}) {
+        std::vector<float> q(size_t(n * n_head * hd));
+        for (float& x : q) x = nd(rng);
+        const Out want = run(*cpu, n, q);
+        for (Backend* gpu : {exact.get(), tensor.get()}) {
+          const bool flash = gpu == tensor.get() && n >= 16;
+          const Out got = run(*gpu, n, q);
+          const double d_out = rel_diff(got.out, want.out), d_sum = rel_diff(got.colsum, want.colsum);
+          const std::string what = fmt::format("{} cache, head_dim {}, {} queries, {} math", dtype_name(type),
+                                               hd, n, flash ? "tensor" : "exact");
+          std::printf("[ cuda ] attention, %s: out %.2e, column sums %.2e\n", what.c_str(), d_out, d_sum);
+          const double bound = flash ? 2 * u : 1e-5;
+          EXPECT_LE(d_out, bound) << what;
+          EXPECT_LE(d_sum, bound) << what;
+          EXPECT_EQ(got.colcount, want.colcount) << what;
+        }
+      }
     }
 }
 

@@ -2,8 +2,8 @@
 # On the GPU machine: kvsieve's CUDA device beside transformers on a random-weight model of
 # Llama-3.1-8B-Instruct's shape (make_shape_model.py), from binaries packed by scripts/gpu_pack.sh.
 #   scripts/gpu_bench/run_8b.sh [PACK] [RESULTS_DIR]
-# Prints transformers' figures (JSON) and kvsieve run's stderr figures: prefill at 8K (tensor-core
-# and exact math) and 32K,
+# Prints transformers' figures (JSON) and kvsieve run's stderr figures: prefill at 8K (and with
+# EXACT=1 also with --gpu-math exact) and 32K,
 # decode after 32K with the full cache and cut to 1024 tokens per head (SnapKV), cut time.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +18,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 SAMPLER=$!
 python3 scripts/gpu_bench/hf_bench.py --model $M --lengths 8192,32768 --decode 32 --reps 2 | tee "$RES/hf.json"
 echo "hf peak MiB (nvidia-smi): $(sort -n "$RES/gpu_mem.txt" | tail -1)"; : > "$RES/gpu_mem.txt"
-for job in "8192 tensor" "8192 exact" "32768 tensor"; do
+for job in "8192 tensor" ${EXACT:+"8192 exact"} "32768 tensor"; do
   set -- $job
   echo "== kvsieve prefill $1, --gpu-math $2"
   timeout ${KV_TIMEOUT:-240} "$KV" run -m $M --device cuda --gpu-math $2 --ids $M/ids_$1.npy -n 16 --ignore-eos --kv-type bf16 -b 2048 2>&1 | grep -v "^$" | tail -4

@@ -151,6 +151,11 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void zero(void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Ops issued on this backend from now on start after every op issued on
+  // `other` so far (a CUDA stream waits for another's work; a CPU backend's
+  // ops are done when they return). For a pass that writes one session's
+  // memory from another session's backend. Both on the same device.
+  virtual void wait_for(Backend& other) { (void)other; }
   // Makes the device's copy of the weight at host now instead of at its
   // first use (see forget_device_weights); nothing to do on the CPU.
   virtual void preload(const void* host, size_t bytes) {

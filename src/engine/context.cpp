@@ -59,18 +59,10 @@ const std::vector<float>& Context::decode(int32_t id) {
 void Context::decode_batch(const std::vector<Context*>& ctxs, const int32_t* ids) {
   if (ctxs.empty()) return;
   const size_t n = ctxs.size();
-  // Each store appends with its own backend; on a GPU each session's
-  // backend is a stream of its own, and reading the first stream's scratch
-  // from another would race. Until the batched pass is checked on a GPU,
-  // sessions there run one after another (the same tokens and logits).
-  bool host = true;
-  for (Context* c : ctxs) host = host && c->be_.host_memory();
+  // The pass runs on the first session's backend; each store appends on
+  // its own (on a GPU a stream of its own: attend_rows orders the two).
   for (size_t i = 0; i < n; ++i)
     for (size_t j = 0; j < i; ++j) check(ctxs[j] != ctxs[i], "decode_batch: a session appears twice");
-  if (!host) {
-    for (size_t i = 0; i < n; ++i) ctxs[i]->decode(ids[i]);
-    return;
-  }
   std::vector<KvStore*> stores(n);
   std::vector<Recorder*> recs(n);
   std::vector<std::vector<float>*> logits(n);

@@ -81,9 +81,14 @@ void Forward::project(int64_t first, int64_t rows, float* host_out) {
 }
 
 // Attention of rows [r0, r0+n) of q_ (their K/V already in k_, v_ at the
-// same rows) against one store, appending those rows to it first.
+// same rows) against one store, appending those rows to it first. The store
+// (and its recorder) may belong to another session, whose backend is another
+// queue (a CUDA stream): it appends after this pass's products, and this
+// pass's attention reads the store after the append.
 static void attend_rows(Backend& be, KvStore& store, Recorder* rec, int64_t l, float* q, const float* k,
                         const float* v, float* out, const int32_t* pos, int64_t n, int64_t n_head) {
+  Backend& sb = store.backend();
+  if (&sb != &be) sb.wait_for(be);
   store.append(l, k, v, pos, n);
   AttentionArgs a;
   a.kv = store.layer(l);
@@ -101,6 +106,7 @@ static void attend_rows(Backend& be, KvStore& store, Recorder* rec, int64_t l, f
       a.ld = rec->ld(l);
     }
   }
+  if (&sb != &be) be.wait_for(sb);
   be.attention(a);
 }
 

@@ -47,6 +47,7 @@ class CudaBackend final : public Backend {
     for (auto* a : {&scratch_, &dequant_}) a->bind(*this);
     for (auto* a : {&half_x_, &half_w_}) a->bind(*this);
     stage_.bind(*this);
+    cuda_check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
     // Without pinned memory, uploads of small arrays may wait (see upload).
     if (cudaMallocHost(reinterpret_cast<void**>(&pinned_), kPinnedBytes) != cudaSuccess) {
       cudaGetLastError();
@@ -59,6 +60,7 @@ class CudaBackend final : public Backend {
     stage_.resize(0);
     cudaStreamSynchronize(stream_);
     if (pinned_) cudaFreeHost(pinned_);
+    cudaEventDestroy(done_);
     for (auto& [p, bytes] : sizes_) cudaFree(p);  // what the backend's users did not release
     sizes_.clear();
     cuda::blas().destroy(blas_);
@@ -144,6 +146,13 @@ class CudaBackend final : public Backend {
   void synchronize() override {
     cuda_check(cudaStreamSynchronize(stream_), "synchronize");
     pinned_at_ = 0;  // no copy reads the pinned ring any more
+  }
+  void wait_for(Backend& other) override {
+    auto* o = dynamic_cast<CudaBackend*>(&other);
+    check(o != nullptr, "CUDA: cannot wait for a {} backend", device_name(other.kind()));
+    if (o == this) return;
+    cuda_check(cudaEventRecord(o->done_, o->stream_), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(stream_, o->done_, 0), "cudaStreamWaitEvent");
   }
   void preload(const void* host, size_t bytes) override { cuda::device_weights(host, bytes); }
   size_t bytes_in_use() const override { return in_use_; }
@@ -468,6 +477,7 @@ class CudaBackend final : public Backend {
   DeviceArray<uint16_t> half_x_, half_w_;  // [n, cols] activations, [rows, cols] weights in 16 bits
   std::vector<float> host_cos_, host_sin_;
   static constexpr size_t kPinnedBytes = size_t(4) << 20;
+  cudaEvent_t done_ = nullptr;  // recorded on stream_ when another backend waits for it
   uint8_t* pinned_ = nullptr;  // [kPinnedBytes] page-locked host memory
   size_t pinned_at_ = 0;       // first free byte of pinned_
 };
