@@ -37,8 +37,13 @@ TEST(CliBench, JsonHasPrefillDecodeCutsAndMemory) {
   for (const auto& c : j["cuts"]) {
     expect_stat(c["ms"], "cut");
     EXPECT_LT(c["kv_bytes_after"].get<double>(), c["kv_bytes_before"].get<double>());
+    // The cut's time over the 128-token prefill's (median tokens/s).
+    const double prefill_s = 128 / j["prefill"][1]["tokens_per_second"]["median"].get<double>();
+    EXPECT_NEAR(c["share_of_prefill"].get<double>(), c["ms"]["median"].get<double>() / 1e3 / prefill_s, 1e-9);
   }
   EXPECT_GT(j["peak_rss_bytes"].get<double>(), 0);
+  // A session's cache of 128 + warm-up rows at least: 2 layers x 1 KV head x 32 dims x K and V, f32.
+  EXPECT_GE(j["peak_device_bytes"].get<double>(), 128.0 * 2 * 32 * 2 * 4);
 
   r = run_kvsieve("bench -m " + d.file("m.gguf") + " -p 16 -n 2 -r 1");
   ASSERT_EQ(r.exit_code, 0) << r.err;

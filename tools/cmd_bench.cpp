@@ -1,8 +1,9 @@
 // kvsieve bench: how fast a model runs here, through the public API alone.
 //   prefill tokens/s at each prompt length (-p 512,2048)
 //   decode tokens/s at each cache depth (-n 128 tokens after -d 0,2048 cached)
-//   the time of a cut per eviction method (--methods snapkv,h2o; --budget)
-//   peak resident memory
+//   the time of a cut per eviction method (--methods snapkv,h2o; --budget), also
+//   as a share of the prefill of the prompt it cuts, and the K/V bytes it frees
+//   peak resident memory, and the most device memory one session held
 // Each figure is run -r times (after one untimed warm-up run of the smallest
 // case); the table gives the median and the spread (min..max), --json the
 // same as one JSON object. Token ids are random (seeded), so any model,
@@ -93,6 +94,8 @@ int run(const BenchOptions& o) {
     rows.push_back(fmt::format("{:<28} {:>10.2f} {:<8} ({:.2f} .. {:.2f})", what, s.median, unit, s.lo, s.hi));
   };
 
+  size_t peak_device = 0;  // the most any one session held
+  double longest_prefill_s = 0;
   for (int64_t p : prompts) {
     std::vector<double> tps;
     for (int r = 0; r < o.reps; ++r) {
@@ -101,8 +104,10 @@ int run(const BenchOptions& o) {
       const auto t0 = std::chrono::steady_clock::now();
       s->prefill(ids);
       tps.push_back(double(p) / seconds_since(t0));
+      peak_device = std::max(peak_device, s->peak_device_bytes());
     }
     const Stat st = stat_of(tps);
+    longest_prefill_s = double(p) / st.median;  // the last prompt: the one the cuts below use
     row(fmt::format("prefill pp{}", p), st, "tok/s");
     out["prefill"].push_back({{"tokens", p}, {"tokens_per_second", stat_json(st)}});
   }
@@ -115,6 +120,7 @@ int run(const BenchOptions& o) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int32_t id : ids) s->decode(id);
       tps.push_back(double(o.n_decode) / seconds_since(t0));
+      peak_device = std::max(peak_device, s->peak_device_bytes());
     }
     const Stat st = stat_of(tps);
     row(fmt::format("decode tg{} @ depth {}", o.n_decode, d), st, "tok/s");
@@ -134,14 +140,21 @@ int run(const BenchOptions& o) {
       secs.push_back(1e3 * (c.seconds + c.probe_seconds));
       before = c.kv_bytes_before;
       after = c.kv_bytes_after;
+      peak_device = std::max(peak_device, s->peak_device_bytes());
     }
     const Stat st = stat_of(secs);
-    row(fmt::format("cut {} pp{} -> {}", m, prompts.back(), o.budget), st, "ms");
+    const double share = 100.0 * st.median / 1e3 / longest_prefill_s;
+    rows.push_back(fmt::format("{:<28} {:>10.2f} {:<8} ({:.2f} .. {:.2f}); {:.1f}% of prefill, KV {} -> {}",
+                               fmt::format("cut {} pp{} -> {}", m, prompts.back(), o.budget), st.median,
+                               "ms", st.lo, st.hi, share, human_bytes(double(before)),
+                               human_bytes(double(after))));
     out["cuts"].push_back({{"method", m}, {"prompt", prompts.back()}, {"budget", o.budget},
-                           {"ms", stat_json(st)}, {"kv_bytes_before", before}, {"kv_bytes_after", after}});
+                           {"ms", stat_json(st)}, {"share_of_prefill", share / 100},
+                           {"kv_bytes_before", before}, {"kv_bytes_after", after}});
   }
   const size_t peak = peak_rss_bytes();
   out["peak_rss_bytes"] = peak;
+  out["peak_device_bytes"] = peak_device;
 
   if (o.json) {
     std::printf("%s\n", out.dump(2).c_str());
@@ -152,6 +165,8 @@ int run(const BenchOptions& o) {
               engine->device_description().c_str(), o.reps);
   for (const auto& r : rows) std::printf("%s\n", r.c_str());
   std::printf("%-28s %10s\n", "peak resident memory", human_bytes(double(peak)).c_str());
+  std::printf("%-28s %10s (one session: K/V, scratch, activations; weights apart)\n",
+              "peak device memory", human_bytes(double(peak_device)).c_str());
   return 0;
 }
 

@@ -131,6 +131,9 @@ class Session {
   int32_t n_past() const;
   size_t kv_bytes() const;       // K/V bytes held now
   size_t kv_bytes_full() const;  // what the same positions would take uncut
+  // The most memory of its device this session held at once (K/V, scratch,
+  // activations; the model's weights, shared by all sessions, not counted).
+  size_t peak_device_bytes() const;
   // Forget everything (the cache is emptied; the policy stays).
   void reset();
 

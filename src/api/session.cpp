@@ -245,6 +245,8 @@ void Session::decode_batch(const std::vector<Session*>& sessions, const std::vec
 int32_t Session::n_past() const { return impl_->ctx->n_past(); }
 size_t Session::kv_bytes() const { return impl_->ctx->store().kv_bytes(); }
 
+size_t Session::peak_device_bytes() const { return impl_->be->peak_bytes(); }
+
 size_t Session::kv_bytes_full() const {
   const ModelInfo& i = impl_->engine->info();
   return size_t(impl_->ctx->n_past()) *
