@@ -16,8 +16,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$W/bin/kvsieve_tests" --gtest_filter="$FILTER" --gtest_brief=0 2>&1 | grep -v "^\[       OK \]\|^\[ RUN      \]"
 rc=${PIPESTATUS[0]}
 if [ "${MEMCHECK:-1}" = 1 ] && command -v compute-sanitizer >/dev/null; then
-  compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 \
-    "$W/bin/kvsieve_tests" --gtest_filter='Cuda.*:*llama3_f32*Cuda*:*Cuda*llama3_f32*' 2>&1 | tail -15
-  echo "memcheck exit: ${PIPESTATUS[0]}"
+  MC_LOG=${OUT:-/tmp}/memcheck.log
+  compute-sanitizer --tool memcheck --leak-check no --error-exitcode 9 --print-limit 20 \
+    "$W/bin/kvsieve_tests" --gtest_filter="${MEMCHECK_FILTER:-Cuda.*:*llama3_f32*Cuda*:*Cuda*llama3_f32*:*ApiBatch*/cuda}" \
+    > "$MC_LOG" 2>&1
+  echo "memcheck exit: $? (log: $MC_LOG); the first errors, with the test that was running:"
+  grep -E "^\[ RUN|^========= (Invalid|Program hit|Error|    at )" "$MC_LOG" | grep -B1 "^=========" | head -40
+  tail -3 "$MC_LOG"
 fi
 exit "$rc"

@@ -40,9 +40,10 @@ struct EngineOptions {
   std::string tokenizer;
   std::string device = "cpu";  // cpu, cuda, auto (CUDA when built in and a GPU is present)
   int threads = 0;             // CPU threads per session by default (0: all hardware threads)
-  // How a GPU computes prefill: "tensor" (tensor cores: bf16 activations for
-  // 16-bit and quantized weights and 16-bit caches) or "exact" (f32, the
-  // CPU's results to rounding). Ignored on the CPU.
+  // How a GPU computes prefill: "tensor" (tensor cores: activations rounded
+  // to bf16 or f16 for 16-bit and quantized weights, queries over a 16-bit
+  // cache to its type) or "exact" (f32, the CPU's results to rounding).
+  // Ignored on the CPU.
   std::string gpu_math = "tensor";
   bool vocab_only = false;     // load only the tokenizer of `model` (no weights; no sessions)
 };

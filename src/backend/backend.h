@@ -37,8 +37,9 @@ DeviceKind device_from_name(std::string_view name);
 //   kExact:  f32 activations everywhere, as on the CPU; results equal the
 //            CPU's to f32 rounding (weights widened to f32, cuBLAS SGEMM).
 //   kTensor: tensor cores. Chunks of more than 8 rows multiply 16-bit and
-//            quantized weights with activations rounded to bf16 (f16 for F16
-//            weights), f32 accumulation; prefill attention over a 16-bit
+//            quantized weights with activations rounded to bf16 for BF16
+//            weights, else to f16 (quantized weights decoded to f16), f32
+//            accumulation; prefill attention over a 16-bit
 //            cache rounds queries and probabilities to the cache's type.
 //            F32 weights and an f32 cache stay exact. Decode (<= 8 rows)
 //            is exact in both modes.

@@ -186,18 +186,21 @@ class CudaBackend final : public Backend {
     // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
     const float one = 1.0f, zero = 0.0f;
     if (math_ == GpuMath::kTensor && W.type != DType::F32) {
-      // F16 weights meet f16 activations; every other type is (decoded to)
-      // bf16, whose range is f32's. Products exact in f32, sums in f32.
-      const bool f16 = W.type == DType::F16;
-      const cudaDataType_t dt = f16 ? CUDA_R_16F : CUDA_R_16BF;
+      // BF16 weights meet bf16 activations. F16 weights, and quantized ones
+      // decoded to f16 (closer to their values than bf16: a Q8_0 weight
+      // d·q needs 19 bits, f16 keeps 11, bf16 8), meet f16 activations, as
+      // in llama.cpp's cuBLAS path (their range is f16's: to 65504).
+      // Products exact in f32, sums in f32.
+      const bool bf16 = W.type == DType::BF16;
+      const cudaDataType_t dt = bf16 ? CUDA_R_16BF : CUDA_R_16F;
       half_x_.reserve(n * cols);
-      cuda::round_to_half(x, n * cols, half_x_.data(), !f16, stream_);
+      cuda::round_to_half(x, n * cols, half_x_.data(), bf16, stream_);
       launched("round activations");
       const void* wh = w;
-      if (!f16 && W.type != DType::BF16) {
+      if (!bf16 && W.type != DType::F16) {
         half_w_.reserve(rows * cols);
-        cuda::dequantize_bf16(W.type, w, rows, cols, half_w_.data(), stream_);
-        launched("dequantize to bf16");
+        cuda::dequantize_f16(W.type, w, rows, cols, half_w_.data(), stream_);
+        launched("dequantize to f16");
         wh = half_w_.data();
       }
       cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),

@@ -28,9 +28,9 @@ void scale(float* x, float f, int64_t n, cudaStream_t s);
 // ---- products (cuda_matmul.cu)
 // out[rows, cols] f32 = W [rows, cols] of type t, decoded as dequantize_row does.
 void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, cudaStream_t s);
-// out[rows, cols] bf16 bits = the same decoded values rounded to bf16.
-void dequantize_bf16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
-                     cudaStream_t s);
+// out[rows, cols] f16 bits = the same decoded values rounded to f16.
+void dequantize_f16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
+                    cudaStream_t s);
 // out[n] = x[n] rounded to bf16 (bf16) or f16 bits, to nearest even.
 void round_to_half(const float* x, int64_t n, uint16_t* out, bool bf16, cudaStream_t s);
 // y[n, rows] = x[n, cols] · Wᵀ (+ bias[rows]) for a few rows of x (decode):

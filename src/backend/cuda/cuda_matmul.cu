@@ -1,5 +1,5 @@
 // Weight products on the GPU that cuBLAS does not do for us: decoding a
-// weight matrix of any type to f32 or to bf16 (for the cuBLAS product of a
+// weight matrix of any type to f32 or to f16 (for the cuBLAS product of a
 // prefill chunk), rounding activations to 16 bits for the tensor cores, and
 // the matrix-vector products of decode, which read each weight once, decode
 // it in registers and accumulate in f32.
@@ -22,14 +22,14 @@ __global__ void dequantize_kernel(DType t, const uint8_t* W, size_t row_bytes, i
   }
 }
 
-// The same decoded values rounded to bf16 (round to nearest even).
-__global__ void dequantize_bf16_kernel(DType t, const uint8_t* W, size_t row_bytes, int64_t rows,
-                                       int64_t cols, uint16_t* out) {
+// The same decoded values rounded to f16 (round to nearest even).
+__global__ void dequantize_f16_kernel(DType t, const uint8_t* W, size_t row_bytes, int64_t rows,
+                                      int64_t cols, uint16_t* out) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i % cols;
-    out[i] = f32_to_bf16_bits(load_weight(t, W + size_t(r) * row_bytes, c));
+    out[i] = f32_to_f16_bits(load_weight(t, W + size_t(r) * row_bytes, c));
   }
 }
 
@@ -156,11 +156,11 @@ void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, 
       t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows, cols, out);
 }
 
-void dequantize_bf16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
-                     cudaStream_t s) {
+void dequantize_f16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
+                    cudaStream_t s) {
   const int64_t n = rows * cols;
   if (n <= 0) return;
-  dequantize_bf16_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0,
+  dequantize_f16_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0,
                            s>>>(t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows,
                                 cols, out);
 }
