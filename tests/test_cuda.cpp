@@ -51,6 +51,18 @@ double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return scale > 0 ? worst / scale : worst;
 }
 
+// A [rows, cols] weight of type t over bytes the caller keeps alive.
+TensorView matrix(const char* name, DType t, int64_t rows, int64_t cols, const void* data,
+                  size_t nbytes) {
+  TensorView v;
+  v.name = name;
+  v.type = t;
+  v.shape = {rows, cols};
+  v.data = data;
+  v.nbytes = nbytes;
+  return v;
+}
+
 // y = x · Wᵀ on a backend, everything uploaded and downloaded.
 std::vector<float> product(Backend& be, const TensorView& W, const std::vector<float>& x,
                            int64_t n, const std::vector<float>* bias) {
@@ -77,12 +89,7 @@ TEST(Cuda, WeightProductsOfEveryTypeMatchTheCpu) {
     std::vector<uint8_t> raw(size_t(rows) * dtype_row_bytes(t, cols));
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * dtype_row_bytes(t, cols), cols);
-    TensorView W;
-    W.name = "w";
-    W.type = t;
-    W.shape = {rows, cols};
-    W.data = raw.data();
-    W.nbytes = raw.size();
+    const TensorView W = matrix("w", t, rows, cols, raw.data(), raw.size());
     for (int64_t n : {1, 3, 8, 9, 40}) {
       std::vector<float> x(size_t(n * cols));
       for (float& v : x) v = nd(rng);
@@ -130,17 +137,9 @@ TEST(Cuda, TensorProductsEqualTheCpusOnRoundedOperands) {
     }
     const bool f16 = t != DType::BF16, exact = t == DType::F32;
     const std::vector<float> wr = exact ? deq : rounded(deq, f16);
-    TensorView W, Wr;
-    W.name = "w";
-    W.type = t;
-    W.shape = {rows, cols};
-    W.data = raw.data();
-    W.nbytes = raw.size();
-    Wr.name = "wr";
-    Wr.type = DType::F32;
-    Wr.shape = {rows, cols};
-    Wr.data = wr.data();
-    Wr.nbytes = wr.size() * sizeof(float);
+    const TensorView W = matrix("w", t, rows, cols, raw.data(), raw.size());
+    const TensorView Wr =
+        matrix("wr", DType::F32, rows, cols, wr.data(), wr.size() * sizeof(float));
     for (int64_t n : {9, 40, 130}) {
       std::vector<float> x(size_t(n * cols));
       for (float& v : x) v = nd(rng);
@@ -266,17 +265,9 @@ TEST(Cuda, KQuantProductsMatchTheirDequantizedWeights) {
       quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * row_bytes, cols);
       dequantize_row(t, raw.data() + size_t(r) * row_bytes, deq.data() + r * cols, cols);
     }
-    TensorView W, Wf;
-    W.name = "w";
-    W.type = t;
-    W.shape = {rows, cols};
-    W.data = raw.data();
-    W.nbytes = raw.size();
-    Wf.name = "wf";
-    Wf.type = DType::F32;
-    Wf.shape = {rows, cols};
-    Wf.data = deq.data();
-    Wf.nbytes = deq.size() * sizeof(float);
+    const TensorView W = matrix("w", t, rows, cols, raw.data(), raw.size());
+    const TensorView Wf =
+        matrix("wf", DType::F32, rows, cols, deq.data(), deq.size() * sizeof(float));
     for (int64_t n : {1, 5, 8, 9, 33}) {
       std::vector<float> x(size_t(n * cols));
       for (float& v : x) v = nd(rng);

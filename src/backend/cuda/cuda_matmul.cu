@@ -12,25 +12,28 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kMaxVecs = 8;  // rows of x one matvec launch handles
 
+// Out: float, or uint16_t for the values rounded to f16 (to nearest even).
+template <typename Out>
 __global__ void dequantize_kernel(DType t, const uint8_t* W, size_t row_bytes, int64_t rows,
-                                  int64_t cols, float* out) {
+                                  int64_t cols, Out* out) {
   const int64_t n = rows * cols;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t r = i / cols, c = i % cols;
-    out[i] = load_weight(t, W + size_t(r) * row_bytes, c);
+    const float w = load_weight(t, W + size_t(r) * row_bytes, c);
+    if constexpr (sizeof(Out) == 4) out[i] = w;
+    else out[i] = f32_to_f16_bits(w);
   }
 }
 
-// The same decoded values rounded to f16 (round to nearest even).
-__global__ void dequantize_f16_kernel(DType t, const uint8_t* W, size_t row_bytes, int64_t rows,
-                                      int64_t cols, uint16_t* out) {
+template <typename Out>
+void launch_dequantize(DType t, const void* W, int64_t rows, int64_t cols, Out* out,
+                       cudaStream_t s) {
   const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
-       i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
-    out[i] = f32_to_f16_bits(load_weight(t, W + size_t(r) * row_bytes, c));
-  }
+  if (n <= 0) return;
+  dequantize_kernel<Out><<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0,
+                           s>>>(t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows,
+                                cols, out);
 }
 
 // Four values per thread (n a multiple of 4 is the common case; the tail
@@ -150,19 +153,12 @@ __global__ void add_bias_kernel(float* y, const float* bias, int64_t n, int64_t 
 }  // namespace
 
 void dequantize(DType t, const void* W, int64_t rows, int64_t cols, float* out, cudaStream_t s) {
-  const int64_t n = rows * cols;
-  if (n <= 0) return;
-  dequantize_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0, s>>>(
-      t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows, cols, out);
+  launch_dequantize(t, W, rows, cols, out, s);
 }
 
 void dequantize_f16(DType t, const void* W, int64_t rows, int64_t cols, uint16_t* out,
                     cudaStream_t s) {
-  const int64_t n = rows * cols;
-  if (n <= 0) return;
-  dequantize_f16_kernel<<<unsigned(std::min<int64_t>(ceil_div(n, kThreads), 65535)), kThreads, 0,
-                           s>>>(t, static_cast<const uint8_t*>(W), dtype_row_bytes(t, cols), rows,
-                                cols, out);
+  launch_dequantize(t, W, rows, cols, out, s);
 }
 
 void round_to_half(const float* x, int64_t n, uint16_t* out, bool bf16, cudaStream_t s) {
