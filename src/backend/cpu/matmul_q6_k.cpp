@@ -58,6 +58,70 @@ struct VisitQ6K {
   }
 };
 
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// Decode (n == 1) with AVX-512BW byte products: the 6-bit levels q (0..63,
+// unsigned) times the signed Q8_K values pairwise into int16 (vpmaddubsw, at
+// most 2·63·127, no saturation), times the group scales into int32
+// (vpmaddwd); the offset of 32 is taken off once per super-block as
+// 32·Σ_g sc[g]·bsums[g]. The integer sum of each super-block is exact and the
+// f32 accumulation is the reference's (dot_q6_K_q8_K), so y equals the scalar
+// reference bit for bit.
+//
+// For half h a 64-byte load of ql with qh (and qh >> 2) beside it gives, as
+// low nibbles, values 128h + 0..63 and, as high nibbles, 128h + 64..127: the
+// Q8_K values in their own order.
+HWY_NOINLINE void DotRowsQ6K1(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1,
+                              const BlockQ8_K* x, size_t nb, float* y, const float* bias) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03), m30 = _mm512_set1_epi8(0x30);
+  // int16 lane i of the scale vector: group 8h + 4·part + i/8.
+  auto idx = [](int first) {
+    return _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_setr_epi16(short(first), short(first), short(first), short(first),
+                                                 short(first), short(first), short(first), short(first),
+                                                 short(first + 1), short(first + 1), short(first + 1),
+                                                 short(first + 1), short(first + 1), short(first + 1),
+                                                 short(first + 1), short(first + 1))),
+        _mm256_setr_epi16(short(first + 2), short(first + 2), short(first + 2), short(first + 2),
+                          short(first + 2), short(first + 2), short(first + 2), short(first + 2),
+                          short(first + 3), short(first + 3), short(first + 3), short(first + 3),
+                          short(first + 3), short(first + 3), short(first + 3), short(first + 3)),
+        1);
+  };
+  const __m512i i00 = idx(0), i01 = idx(4), i10 = idx(8), i11 = idx(12);
+  for (int64_t r = r0; r < r1; ++r) {
+    const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + size_t(r) * row_bytes);
+    float sum = 0;
+    for (size_t b = 0; b < nb; ++b) {
+      const BlockQ6_K& q = blk[b];
+      const BlockQ8_K& xb = x[b];
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
+      const __m512i sc = _mm512_castsi256_si512(sc16);
+      __m512i acc = _mm512_setzero_si512();
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(q.ql + 64 * h);
+        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
+        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(qh2, m3), 4));
+        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                           _mm512_and_si512(qh2, m30));
+        const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xb.qs + 128 * h));
+        const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xb.qs + 128 * h + 64));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(h ? i10 : i00, sc)));
+        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(h ? i11 : i01, sc)));
+      }
+      const __m256i corr =
+          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
+      acc = _mm512_sub_epi32(acc, _mm512_slli_epi32(_mm512_zextsi256_si512(corr), 5));
+      const int32_t isum = _mm512_reduce_add_epi32(acc);
+      // (d·x.d)·isum rounded before the sum (no FMA contraction), as the reference.
+      sum += _mm_cvtss_f32(_mm_mul_ss(_mm_set_ss(_cvtsh_ss(q.d) * xb.d), _mm_set_ss(float(isum))));
+    }
+    y[size_t(r)] = sum + (bias ? bias[r] : 0.0f);
+  }
+}
+#endif
+
 }  // namespace
 
 void DequantRowQ6K(const uint8_t* row, size_t K, float* out) {
@@ -80,6 +144,9 @@ void DequantRowQ6K(const uint8_t* row, size_t K, float* out) {
 
 void DotRowsQ6K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (n == 1) return DotRowsQ6K1(w, row_bytes, r0, r1, x, nb, y, bias);
+#endif
   kq::DotRowsK<sizeof(BlockQ6_K), false>(
       VisitQ6K<true>(),
       [](const uint8_t* wr, const BlockQ8_K* xr, int64_t k) {
