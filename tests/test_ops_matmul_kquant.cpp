@@ -83,8 +83,9 @@ void check_target(const CpuKernels& k, ThreadPool& pool, const KWeights& w, cons
         ASSERT_NEAR(y[i * rows + r], ref, (nb + 24) * kU * mag + 1e-30) << what << " i=" << i << " r=" << r;
         // The AVX-512 decode kernels of Q4_K and Q6_K add the exact per-block
         // integer sums in the reference's order: bit for bit the reference.
-        if (n == 1 && std::string(k.target).rfind("AVX3", 0) == 0 && w.view.type != DType::Q5_K)
+        if (n == 1 && std::string(k.target).rfind("AVX3", 0) == 0 && w.view.type != DType::Q5_K) {
           ASSERT_EQ(y[i * rows + r], ref) << what << " r=" << r;
+        }
       }
     }
   } else {

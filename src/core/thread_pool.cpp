@@ -90,10 +90,10 @@ void ThreadPool::worker() {
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
-                              int64_t min_chunk) {
+                              int64_t min_chunk, int max_chunks) {
   if (n <= 0) return;
-  const int64_t max_chunks = std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk));
-  const int chunks = int(std::min<int64_t>(n_threads_, max_chunks));
+  const int64_t fit = std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk));
+  const int chunks = n_threads_ <= 1 ? 1 : int(std::min<int64_t>(std::max(n_threads_, max_chunks), fit));
   if (chunks <= 1) {
     fn(0, n, 0);
     return;

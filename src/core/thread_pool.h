@@ -39,8 +39,13 @@ class ThreadPool {
   // by it). Chunks hold at least min_chunk items, so small loops do not pay
   // for waking every thread. Not reentrant: fn must not call parallel_for on
   // the same pool.
+  //
+  // max_chunks > size(): up to that many chunks, claimed one at a time by
+  // whichever thread is free (load balancing when the threads do not run
+  // at the same speed, e.g. sharing memory bandwidth unevenly); chunk_index
+  // is then < max_chunks, so fn must not index per-thread scratch by it.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
-                    int64_t min_chunk = 1);
+                    int64_t min_chunk = 1, int max_chunks = 0);
 
  private:
   void worker();

@@ -43,6 +43,7 @@
 #endif
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -85,6 +86,16 @@ constexpr int64_t kDotMaxN = int64_t(1) << 62;  // the panel path needs real vec
 // four dot passes take 60% of the time of one 32-row panel).
 constexpr int64_t kDotMaxN = kManyRegs ? 20 : 8;
 #endif
+
+// Dot form over a large matrix (decode): the row range is split into
+// kDotChunksPerThread chunks per thread, claimed by whichever thread is free
+// (the two threads of a decode step rarely get the same share of memory
+// bandwidth, and with one chunk each the faster one waited for the slower),
+// and each of a tile's NR weight streams is prefetched kDotPrefetch bytes
+// ahead. Measured on the 2-core Zen VM, 1.1B Q8_0 decode: +8% from the
+// chunks, +20% more from the prefetch (768 beat 512, 1024 and 1536).
+constexpr int kDotChunksPerThread = 8;
+constexpr size_t kDotPrefetch = 768;
 
 // Outer-product form: panels of kXB = kXV vectors of x rows, NR = kNR W rows
 // per micro-tile (kNR * kXV accumulators + kXV + 1 registers), W decoded in
@@ -310,6 +321,8 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
     const size_t nb = K / kQK;
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * Dec::kBytes;
+      if ((b & 1) == 0)  // every other block: a cache line per stream (Q8_0)
+        for (size_t r = 0; r < NR; ++r) __builtin_prefetch(blk + r * wstride + kDotPrefetch);
       VF sc[NR];
       for (size_t r = 0; r < NR; ++r) sc[r] = BlockScale(d, blk + r * wstride);
       for (size_t j = 0; j < kQK / kN; ++j) {
@@ -401,7 +414,7 @@ void MatmulDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadP
         else
           DotRows<T, kDotNR>(W, row_bytes, K, r0, r1, x, n, y, size_t(rows), bias);
       },
-      min_rows);
+      min_rows, kDotChunksPerThread * pool.size());
 }
 
 // ---- outer-product form ---------------------------------------------------
@@ -520,16 +533,24 @@ void MatmulKDot(const TensorView& W, const float* x, int64_t n, float* y, Thread
   const int64_t rows = W.rows();
   const int64_t K = W.cols();
   const size_t nb = size_t(K / kQK_K);
-  static thread_local std::vector<BlockQ8_K> xq;
-  if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
-  for (int64_t i = 0; i < n; ++i) quantize_row_q8_K(x + i * K, xq.data() + size_t(i) * nb, K);
   const size_t row_bytes = dtype_row_bytes(T, K);
   const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(row_bytes, 1)));
   const auto* w = static_cast<const uint8_t*>(W.data);
-  const BlockQ8_K* xp = xq.data();
+  // Every thread quantizes x itself, once per call (the first chunk it
+  // runs), rather than the caller alone before the loop while the others wait.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
   pool.parallel_for(
       rows,
       [&](int64_t r0, int64_t r1, int) {
+        static thread_local std::vector<BlockQ8_K> xq;
+        static thread_local uint64_t xq_call = 0;
+        if (xq_call != call) {
+          if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
+          for (int64_t i = 0; i < n; ++i) quantize_row_q8_K(x + i * K, xq.data() + size_t(i) * nb, K);
+          xq_call = call;
+        }
+        const BlockQ8_K* xp = xq.data();
         if constexpr (T == DType::Q4_K) DotRowsQ4K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
         if constexpr (T == DType::Q5_K) DotRowsQ5K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
         if constexpr (T == DType::Q6_K) DotRowsQ6K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
