@@ -524,6 +524,36 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
   });
 }
 
+// quantize_row_q8_K of core, vectorized on AVX-512 (the scalar loop calls
+// nearbyintf per value: 5% of a 1.1B Q4_K_M decode step). The same values
+// bit for bit: the same amax (NaN ignored as std::max does), the same id,
+// one rounded product per value, converted with the current rounding mode
+// (nearest-even, as nearbyint), clamped to ±127.
+HWY_INLINE void QuantizeRowQ8K(const float* x, BlockQ8_K* y, int64_t n) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float* xb = x + i * kQK_K;
+    __m512 m = _mm512_setzero_ps();
+    // max(|x|, m): maxps returns its second operand when the first is NaN.
+    for (int v = 0; v < kQK_K; v += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + v)), m);
+    const float amax = _mm512_reduce_max_ps(m);
+    const float d = amax / 127.0f;
+    const float id = amax > 0 ? 127.0f / amax : 0.0f;
+    y[i].d = d;
+    const __m512 vid = _mm512_set1_ps(id);
+    for (int g = 0; g < kQK_K / 16; ++g) {
+      __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * g), vid));
+      q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * g), _mm512_cvtepi32_epi8(q));
+      y[i].bsums[g] = int16_t(_mm512_reduce_add_epi32(q));
+    }
+  }
+#else
+  quantize_row_q8_K(x, y, n);
+#endif
+}
+
 // K-quant dot form: x [n, K] quantized to Q8_K once ([n][K/256] blocks, kept
 // per calling thread), then rows of W split across the pool, each row against
 // all n x rows (kquant_kernels.h).
@@ -547,7 +577,7 @@ void MatmulKDot(const TensorView& W, const float* x, int64_t n, float* y, Thread
         static thread_local uint64_t xq_call = 0;
         if (xq_call != call) {
           if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
-          for (int64_t i = 0; i < n; ++i) quantize_row_q8_K(x + i * K, xq.data() + size_t(i) * nb, K);
+          for (int64_t i = 0; i < n; ++i) QuantizeRowQ8K(x + i * K, xq.data() + size_t(i) * nb, K);
           xq_call = call;
         }
         const BlockQ8_K* xp = xq.data();
