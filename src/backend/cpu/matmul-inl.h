@@ -483,6 +483,9 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
   });
 
   const int64_t n_blocks = (rows + int64_t(kNB) - 1) / int64_t(kNB);
+  // Blocks in chunks claimed by whichever thread is free: a thread that the
+  // OS runs less (a machine shared with other work) takes fewer of them.
+  // Each block's rows are computed whole by one call: the same results.
   pool.parallel_for(n_blocks, [&](int64_t b0, int64_t b1, int) {
     static thread_local Scratch tile_buf;
     float* tile = nullptr;
@@ -521,7 +524,7 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
         }
       }
     }
-  });
+  }, 1, kDotChunksPerThread * pool.size());
 }
 
 // quantize_row_q8_K of core, vectorized on AVX-512 (the scalar loop calls
