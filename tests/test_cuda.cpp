@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <random>
 #include <string>
@@ -243,6 +244,129 @@ TEST(Cuda, AttentionOverA16BitCacheMatchesTheCpu) {
         }
       }
     }
+}
+
+// Decode attention (a few queries) with every width of the grouped kernel:
+// 1, 2, 3 (padded to 4), 4 and 8 query heads per stored head, over f32, f16
+// and bf16 caches, head_dim 64 and 128, ragged heads of 2000 and 300 rows
+// (many splits, some of them empty for the short head, and a query that
+// sees only part of a head). The CPU computes the same f32 sums in another
+// order: 1e-5.
+TEST(Cuda, DecodeAttentionOfEveryGroupWidthMatchesTheCpu) {
+  KVSIEVE_REQUIRE_GPU();
+  auto cpu = make_backend(DeviceKind::kCpu, 2);
+  auto gpu = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t n_stored = 2, capacity = 2048;
+  const int64_t rows[2] = {2000, 300};
+  std::vector<int32_t> pos(size_t(n_stored * capacity), 0);
+  for (int64_t j = 0; j < rows[0]; ++j) pos[size_t(j)] = int32_t(j);
+  for (int64_t j = 0; j < rows[1]; ++j) pos[size_t(capacity + j)] = int32_t(5 * j);
+  for (DType type : {DType::F32, DType::F16, DType::BF16})
+    for (int64_t hd : {64, 128})
+      for (int64_t group : {1, 2, 3, 4, 8}) {
+        const int64_t n_head = group * n_stored, n = 3, es = int64_t(dtype_row_bytes(type, 1));
+        std::vector<uint8_t> k(size_t(n_stored * capacity * hd * es)), v(k.size());
+        for (int64_t i = 0; i < n_stored * capacity * hd; ++i)
+          for (auto* buf : {&k, &v}) {
+            const float x = nd(rng);
+            if (type == DType::F32) std::memcpy(buf->data() + i * 4, &x, 4);
+            else {
+              const uint16_t b = type == DType::BF16 ? f32_to_bf16(x) : f32_to_f16(x);
+              std::memcpy(buf->data() + i * 2, &b, 2);
+            }
+          }
+        std::vector<float> q(size_t(n * n_head * hd));
+        for (float& x : q) x = nd(rng);
+        // Positions 1500, 1999 and 2100: the first sees 3/4 of head 0.
+        const int32_t q_pos[3] = {1500, 1999, 2100};
+        auto run = [&](Backend& be) {
+          DeviceArray<uint8_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
+          DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
+          DeviceArray<float> dq(be, int64_t(q.size())), dout(be, int64_t(q.size()));
+          be.upload(dk.data(), k.data(), k.size());
+          be.upload(dv.data(), v.data(), v.size());
+          be.upload(dpos.data(), pos.data(), pos.size() * 4);
+          be.upload(dq.data(), q.data(), q.size() * 4);
+          AttentionArgs a;
+          a.kv.type = type;
+          a.kv.k = dk.data();
+          a.kv.v = dv.data();
+          a.kv.pos = dpos.data();
+          a.kv.rows = rows;
+          a.kv.n_stored = n_stored;
+          a.kv.capacity = capacity;
+          a.kv.head_dim = hd;
+          a.q = dq.data();
+          a.q_pos = q_pos;
+          a.n = n;
+          a.n_head = n_head;
+          a.out = dout.data();
+          be.attention(a);
+          std::vector<float> out(q.size());
+          be.download(out.data(), dout.data(), dout.bytes());
+          return out;
+        };
+        const std::vector<float> want = run(*cpu), got = run(*gpu);
+        const double d = rel_diff(got, want);
+        EXPECT_LE(d, 1e-5) << dtype_name(type) << " cache, head_dim " << hd << ", group " << group;
+      }
+}
+
+// matmul_many (one launch for the 16-bit weights of a layer's Q, K and V in
+// decode; x rounded once for all of them in a prefill chunk) gives exactly
+// what separate matmuls give, with and without biases, for 16-bit weights
+// (fused) and quantized ones (one by one), for decode and prefill row counts.
+TEST(Cuda, FusedProductsEqualSeparateOnes) {
+  KVSIEVE_REQUIRE_GPU();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t cols = 256;
+  const int64_t rows[3] = {96, 32, 40};
+  for (GpuMath math : {GpuMath::kTensor, GpuMath::kExact}) {
+    auto be = make_backend(DeviceKind::kCuda, 0, math);
+    for (DType t : {DType::BF16, DType::F16, DType::Q8_0}) {
+      std::vector<std::vector<uint8_t>> raw(3);
+      std::vector<TensorView> W;
+      std::vector<std::vector<float>> bias(3);
+      for (int i = 0; i < 3; ++i) {
+        std::vector<float> f(size_t(rows[i] * cols));
+        for (float& x : f) x = nd(rng);
+        raw[size_t(i)].resize(size_t(rows[i]) * dtype_row_bytes(t, cols));
+        for (int64_t r = 0; r < rows[i]; ++r)
+          quantize_row(t, f.data() + r * cols, raw[size_t(i)].data() + r * dtype_row_bytes(t, cols), cols);
+        W.push_back(matrix("w", t, rows[i], cols, raw[size_t(i)].data(), raw[size_t(i)].size()));
+        bias[size_t(i)].resize(size_t(rows[i]));
+        for (float& x : bias[size_t(i)]) x = nd(rng);
+      }
+      for (int64_t n : {1, 3, 9, 20}) {
+        std::vector<float> x(size_t(n * cols));
+        for (float& e : x) e = nd(rng);
+        DeviceArray<float> dx(*be, int64_t(x.size()));
+        be->upload(dx.data(), x.data(), x.size() * 4);
+        std::vector<DeviceArray<float>> fused, apart;
+        std::vector<MatmulOut> outs;
+        for (int i = 0; i < 3; ++i) {
+          fused.emplace_back(*be, n * rows[i]);
+          apart.emplace_back(*be, n * rows[i]);
+          outs.push_back({&W[size_t(i)], fused.back().data(), i == 1 ? nullptr : bias[size_t(i)].data()});
+        }
+        be->matmul_many(dx.data(), n, outs.data(), 3);
+        for (int i = 0; i < 3; ++i)
+          be->matmul(W[size_t(i)], dx.data(), n, apart[size_t(i)].data(), outs[size_t(i)].bias);
+        for (int i = 0; i < 3; ++i) {
+          std::vector<float> a(size_t(n * rows[i])), b(a.size());
+          be->download(a.data(), fused[size_t(i)].data(), a.size() * 4);
+          be->download(b.data(), apart[size_t(i)].data(), b.size() * 4);
+          EXPECT_EQ(a, b) << dtype_name(t) << ", " << n << " rows of x, product " << i << ", "
+                          << gpu_math_name(math) << " math";
+        }
+      }
+      for (auto& r : raw) forget_device_weights(r.data());
+      for (auto& b : bias) forget_device_weights(b.data());
+    }
+  }
 }
 
 // K-quant matrices (256-value super-blocks) against the f32 product of the

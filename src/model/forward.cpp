@@ -49,9 +49,9 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
     const LayerWeights& lw = w.layers[size_t(l)];
     // --- attention block
     be_.rmsnorm(x_.data(), lw.attn_norm, xn_.data(), n, E, c_.rms_eps);
-    be_.matmul(*lw.wq, xn_.data(), n, q_.data(), lw.bq);
-    be_.matmul(*lw.wk, xn_.data(), n, k_.data(), lw.bk);
-    be_.matmul(*lw.wv, xn_.data(), n, v_.data(), lw.bv);
+    const MatmulOut qkv[3] = {{lw.wq, q_.data(), lw.bq}, {lw.wk, k_.data(), lw.bk},
+                              {lw.wv, v_.data(), lw.bv}};
+    be_.matmul_many(xn_.data(), n, qkv, 3);
     be_.rope(q_.data(), n, H, hd, cos_.data(), sin_.data(), c_.rope_style);
     be_.rope(k_.data(), n, KV, hd, cos_.data(), sin_.data(), c_.rope_style);
     attend(l);
@@ -59,8 +59,8 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
     be_.add(x_.data(), xn_.data(), x_.data(), n * E);
     // --- feed-forward block (SwiGLU)
     be_.rmsnorm(x_.data(), lw.ffn_norm, xn_.data(), n, E, c_.rms_eps);
-    be_.matmul(*lw.w_gate, xn_.data(), n, gate_.data());
-    be_.matmul(*lw.w_up, xn_.data(), n, up_.data());
+    const MatmulOut gate_up[2] = {{lw.w_gate, gate_.data(), nullptr}, {lw.w_up, up_.data(), nullptr}};
+    be_.matmul_many(xn_.data(), n, gate_up, 2);
     be_.swiglu(gate_.data(), up_.data(), gate_.data(), n * c_.n_ff);
     be_.matmul(*lw.w_down, gate_.data(), n, xn_.data());
     be_.add(x_.data(), xn_.data(), x_.data(), n * E);

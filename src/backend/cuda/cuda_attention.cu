@@ -73,106 +73,223 @@ __global__ void attention_split_kernel(KvDev kv, const float* q, const int32_t* 
   }
 }
 
-// The same with each lane holding KL consecutive dims (head_dim = 32·KL),
-// read in one 4-, 8- or 16-byte load per row: a warp reads a row of K or V
-// in one coalesced piece instead of KL strided ones. T is the stored
-// element (float, or uint16_t bits of f16 / bf16 as kBf16 says).
+// Decode attention grouped by stored head: one warp per (query t, stored
+// head s, split) attends with all the query heads that share s (up to GP of
+// them), so K and V are read once per group, not once per query head. Lane i
+// holds dims [KL·i, KL·i + KL) of each query and of each output (head_dim =
+// 32·KL); T is the stored element (float, or the uint16_t bits of f16 / bf16
+// as kBf16 says). Rows go R at a time (K and V of the R rows loaded together,
+// so a warp has 2·R row reads in flight instead of one): the GP·R partial
+// dots are summed across the warp by one transposing butterfly, which leaves
+// lane l holding the score of value l / (32 / (GP·R)), i.e. of head g and row
+// r for that value g·R + r; each head's softmax statistics are reduced over
+// its lanes, and the probabilities reach every lane through shared memory.
+// Writes m, l and the unnormalised sum of values of each head to
+// part[(t·n_head + h)·n_split + split], as attention_split_kernel does.
+template <int C, int W>
+struct Butterfly {
+  // v[0, C) summed over the warp; on return v[0] of lane l holds the sum of
+  // value l >> (5 - log2 C).
+  static __device__ __forceinline__ void run(float* v, int lane) {
+    if constexpr (W > 0) {
+      if constexpr (C > 1) {
+        constexpr int H = C / 2;
+        const bool upper = (lane & W) != 0;
+#pragma unroll
+        for (int i = 0; i < H; ++i) {
+          const float send = upper ? v[i] : v[i + H];
+          const float keep = upper ? v[i + H] : v[i];
+          v[i] = keep + __shfl_xor_sync(0xffffffffu, send, W);
+        }
+        Butterfly<H, W / 2>::run(v, lane);
+      } else {
+        v[0] += __shfl_xor_sync(0xffffffffu, v[0], W);
+        Butterfly<1, W / 2>::run(v, lane);
+      }
+    }
+  }
+};
+
 template <typename T, bool kBf16, int KL>
-__device__ __forceinline__ void load_dims(const T* p, float (&f)[KL]) {
+__device__ __forceinline__ void load_raw(const T* p, uint32_t (&w)[KL]) {
+  // KL elements: KL words of f32 or KL / 2 words of 16-bit pairs (the rest unused).
   if constexpr (sizeof(T) == 4) {
     if constexpr (KL == 4) {
-      const float4 v = *reinterpret_cast<const float4*>(p);
-      f[0] = v.x, f[1] = v.y, f[2] = v.z, f[3] = v.w;
+      const uint4 v = *reinterpret_cast<const uint4*>(p);
+      w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
     } else {
-      const float2 v = *reinterpret_cast<const float2*>(p);
-      f[0] = v.x, f[1] = v.y;
+      const uint2 v = *reinterpret_cast<const uint2*>(p);
+      w[0] = v.x, w[1] = v.y;
     }
   } else {
-    uint32_t w[KL / 2];
     if constexpr (KL == 4) {
       const uint2 v = *reinterpret_cast<const uint2*>(p);
       w[0] = v.x, w[1] = v.y;
     } else {
       w[0] = *reinterpret_cast<const uint32_t*>(p);
     }
-#pragma unroll
-    for (int i = 0; i < KL / 2; ++i) {
-      const uint16_t lo = uint16_t(w[i] & 0xFFFF), hi = uint16_t(w[i] >> 16);
-      f[2 * i] = kBf16 ? bf16_bits_to_f32(lo) : f16_bits_to_f32(lo);
-      f[2 * i + 1] = kBf16 ? bf16_bits_to_f32(hi) : f16_bits_to_f32(hi);
-    }
   }
 }
 
 template <typename T, bool kBf16, int KL>
-__global__ void attention_split_vec_kernel(KvDev kv, const float* q, const int32_t* q_pos,
-                                           int64_t n, int64_t n_head, int64_t n_split,
-                                           float* part) {
-  constexpr int HD = 32 * KL;
-  const int64_t gw = blockIdx.x * int64_t(kWarpsPerBlock) + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (gw >= n * n_head * n_split) return;
-  const int64_t item = gw / n_split, split = gw % n_split;
-  const int64_t t = item / n_head, h = item % n_head, s = h / (n_head / kv.n_stored);
-  const int64_t seen = visible(kv.pos + s * kv.capacity, kv.rows[s], q_pos[t]);
-  const int64_t chunk = (seen + n_split - 1) / n_split;
-  const int64_t j0 = split * chunk, j1 = min(seen, j0 + chunk);
-  const float scale = 1.0f / sqrtf(float(HD));
-  float qr[KL], acc[KL], w[KL];
-#pragma unroll
-  for (int i = 0; i < KL; ++i) {
-    qr[i] = q[item * HD + lane * KL + i];
-    acc[i] = 0.0f;
+__device__ __forceinline__ float raw_elem(const uint32_t (&w)[KL], int i) {
+  if constexpr (sizeof(T) == 4) {
+    return __uint_as_float(w[i]);
+  } else {
+    const uint16_t b = uint16_t(i % 2 ? w[i / 2] >> 16 : w[i / 2] & 0xFFFF);
+    return kBf16 ? bf16_bits_to_f32(b) : f16_bits_to_f32(b);
   }
-  const T* K = static_cast<const T*>(kv.k) + size_t(s * kv.capacity) * HD + lane * KL;
-  const T* V = static_cast<const T*>(kv.v) + size_t(s * kv.capacity) * HD + lane * KL;
-  float m = -INFINITY, l = 0.0f;
-  for (int64_t j = j0; j < j1; ++j) {
-    load_dims<T, kBf16, KL>(K + j * HD, w);
-    float part_dot = 0.0f;
-#pragma unroll
-    for (int i = 0; i < KL; ++i) part_dot += qr[i] * w[i];
-    const float sc = warp_sum(part_dot) * scale;
-    const float m_new = fmaxf(m, sc);
-    const float corr = expf(m - m_new), p = expf(sc - m_new);
-    l = l * corr + p;
-    load_dims<T, kBf16, KL>(V + j * HD, w);
-#pragma unroll
-    for (int i = 0; i < KL; ++i) acc[i] = acc[i] * corr + p * w[i];
-    m = m_new;
-  }
-  float* o = part + gw * (HD + 2);
-  if (lane == 0) {
-    o[0] = m;
-    o[1] = l;
-  }
-#pragma unroll
-  for (int i = 0; i < KL; ++i) o[2 + lane * KL + i] = acc[i];
 }
 
-// One block per (query, head): merges the splits' states. The splits'
-// weights exp(m_c - M) go to shared memory once ([n_split] floats); then
-// thread d sums its dim over the splits (reads coalesced across threads).
-__global__ void attention_merge_kernel(const float* part, int64_t n_split, int64_t hd, float* out,
-                                       float* m_out, float* l_out) {
-  extern __shared__ float weight[];
-  __shared__ float red[32];
-  const int64_t item = blockIdx.x;
-  const float* p = part + item * n_split * (hd + 2);
-  float M = -INFINITY;
-  for (int64_t c = threadIdx.x; c < n_split; c += blockDim.x) M = fmaxf(M, p[c * (hd + 2)]);
-  M = block_max(M, red);
-  float L = 0.0f;
-  for (int64_t c = threadIdx.x; c < n_split; c += blockDim.x) {
-    const float mc = p[c * (hd + 2)];
-    const float w = mc == -INFINITY ? 0.0f : expf(mc - M);  // a split that saw nothing: 0
-    weight[c] = w;
-    L += p[c * (hd + 2) + 1] * w;
+template <typename T, bool kBf16, int KL, int GP>
+__global__ void __launch_bounds__(kWarpsPerBlock * 32)
+    attention_group_kernel(KvDev kv, const float* q, const int32_t* q_pos, int64_t n,
+                           int64_t n_head, int64_t n_split, float* part) {
+  constexpr int HD = 32 * KL;
+  constexpr int R = GP >= 8 ? 4 : 8;        // rows per step
+  constexpr int NV = GP * R;                // partial dots per step, <= 32
+  constexpr int LPV = 32 / NV;              // lanes holding one summed value
+  constexpr int SEG = R * LPV;              // lanes holding one head's R scores
+  __shared__ __align__(16) float probs[kWarpsPerBlock][32];
+  __shared__ float corrs[kWarpsPerBlock][GP];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t gw = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
+  if (gw >= n * kv.n_stored * n_split) return;  // whole warps only: no block barrier below
+  const int64_t item = gw / n_split, split = gw % n_split;
+  const int64_t t = item / kv.n_stored, s = item % kv.n_stored;
+  const int group = int(n_head / kv.n_stored);
+  const int64_t seen = visible(kv.pos + s * kv.capacity, kv.rows[s], q_pos[t]);
+  const int64_t chunk = ceil_div(ceil_div(seen, n_split), R) * R;
+  const int64_t j0 = min(seen, split * chunk), j1 = min(seen, j0 + chunk);
+  const float scale = 1.0f / sqrtf(float(HD));
+
+  float qr[GP][KL], acc[GP][KL];
+#pragma unroll
+  for (int g = 0; g < GP; ++g)
+#pragma unroll
+    for (int i = 0; i < KL; ++i) {
+      qr[g][i] = g < group ? q[(t * n_head + s * group + g) * HD + lane * KL + i] : 0.0f;
+      acc[g][i] = 0.0f;
+    }
+  const T* K = static_cast<const T*>(kv.k) + size_t(s * kv.capacity) * HD + lane * KL;
+  const T* V = static_cast<const T*>(kv.v) + size_t(s * kv.capacity) * HD + lane * KL;
+  // This lane's value (head my_g, row my_r of the step) and its head's state.
+  const int my_v = lane / LPV, my_g = my_v / R, my_r = my_v % R;
+  float m = -INFINITY, l = 0.0f;
+
+  for (int64_t j = j0; j < j1; j += R) {
+    uint32_t kw[R][KL], vw[R][KL];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (j + r < j1) {
+        load_raw<T, kBf16, KL>(K + (j + r) * HD, kw[r]);
+        load_raw<T, kBf16, KL>(V + (j + r) * HD, vw[r]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < KL; ++i) kw[r][i] = vw[r][i] = 0u;  // zeros, never NaN
+      }
+    }
+    float d[NV];
+#pragma unroll
+    for (int g = 0; g < GP; ++g)
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        float x = 0.0f;
+#pragma unroll
+        for (int i = 0; i < KL; ++i) x += qr[g][i] * raw_elem<T, kBf16, KL>(kw[r], i);
+        d[g * R + r] = x;
+      }
+    Butterfly<NV, 16>::run(d, lane);
+    const bool live = my_g < group && j + my_r < j1;
+    const float sc = live ? d[0] * scale : -INFINITY;
+    float mx = sc;
+#pragma unroll
+    for (int o = LPV; o < SEG; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    const float m_new = fmaxf(m, mx);
+    const float corr = m == -INFINITY ? 0.0f : expf(m - m_new);
+    const float p = live ? expf(sc - m_new) : 0.0f;
+    float ps = p;
+#pragma unroll
+    for (int o = LPV; o < SEG; o <<= 1) ps += __shfl_xor_sync(0xffffffffu, ps, o);
+    l = l * corr + ps;
+    m = m_new;
+    if (lane % LPV == 0) probs[warp][my_v] = p;
+    if (lane % SEG == 0) corrs[warp][my_g] = corr;
+    __syncwarp();
+#pragma unroll
+    for (int g = 0; g < GP; ++g) {
+      const float cg = corrs[warp][g];
+      float pr[R];
+#pragma unroll
+      for (int r = 0; r < R; r += 4) {
+        const float4 p4 = *reinterpret_cast<const float4*>(&probs[warp][g * R + r]);
+        pr[r] = p4.x, pr[r + 1] = p4.y, pr[r + 2] = p4.z, pr[r + 3] = p4.w;
+      }
+#pragma unroll
+      for (int i = 0; i < KL; ++i) {
+        float a = acc[g][i] * cg;
+#pragma unroll
+        for (int r = 0; r < R; ++r) a += pr[r] * raw_elem<T, kBf16, KL>(vw[r], i);
+        acc[g][i] = a;
+      }
+    }
+    __syncwarp();  // probs and corrs are rewritten by the next step
   }
-  L = block_sum(L, red);  // its barriers also publish weight[]
+#pragma unroll
+  for (int g = 0; g < GP; ++g) {
+    if (g >= group) break;
+    const float mg = __shfl_sync(0xffffffffu, m, g * SEG);
+    const float lg = __shfl_sync(0xffffffffu, l, g * SEG);
+    float* o = part + ((t * n_head + s * group + g) * n_split + split) * (HD + 2);
+    if (lane == 0) {
+      o[0] = mg;
+      o[1] = lg;
+    }
+#pragma unroll
+    for (int i = 0; i < KL; ++i) o[2 + lane * KL + i] = acc[g][i];
+  }
+}
+
+// One block per (query, head): merges the splits' states. Threads come in
+// groups of ceil(hd / 4), a thread summing 4 dims over every n_groups-th
+// split (the splits' loads are independent, so a group has many in flight),
+// then the groups' sums meet in shared memory.
+constexpr int kMergeThreads = 256;
+__global__ void __launch_bounds__(kMergeThreads)
+    attention_merge_kernel(const float* part, int64_t n_split, int64_t hd, float* out,
+                           float* m_out, float* l_out) {
+  __shared__ float red[32];
+  __shared__ float sums[kMergeThreads * 4];  // [n_groups, hd]
+  __shared__ float lsum[kMergeThreads];
+  const int64_t item = blockIdx.x, stride = hd + 2;
+  const float* p = part + item * n_split * stride;
+  float M = -INFINITY;
+  for (int64_t c = threadIdx.x; c < n_split; c += blockDim.x) M = fmaxf(M, p[c * stride]);
+  M = block_max(M, red);
+  const int per_group = int((hd + 3) / 4), n_groups = int(blockDim.x) / per_group;
+  const int grp = int(threadIdx.x) / per_group, li = int(threadIdx.x) % per_group;
+  if (grp < n_groups) {
+    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, L = 0.0f;
+    for (int64_t c = grp; c < n_split; c += n_groups) {
+      const float* pc = p + c * stride;
+      const float mc = pc[0];
+      const float w = mc == -INFINITY ? 0.0f : expf(mc - M);  // a split that saw nothing: 0
+      L += pc[1] * w;
+#pragma unroll
+      for (int k = 0; k < 4; ++k)
+        if (4 * li + k < hd) a[k] += w * pc[2 + 4 * li + k];
+    }
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      if (4 * li + k < hd) sums[grp * hd + 4 * li + k] = a[k];
+    if (li == 0) lsum[grp] = L;
+  }
+  __syncthreads();
+  float L = 0.0f;
+  for (int g = 0; g < n_groups; ++g) L += lsum[g];
   for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float a = 0.0f;
-    for (int64_t c = 0; c < n_split; ++c) a += weight[c] * p[c * (hd + 2) + 2 + d];
+    for (int g = 0; g < n_groups; ++g) a += sums[g * hd + d];
     out[item * hd + d] = L > 0.0f ? a / L : 0.0f;
   }
   if (threadIdx.x == 0 && m_out) {
@@ -264,42 +381,67 @@ __global__ void probe_reduce_kernel(const float* p, int64_t n_probe, int64_t n_h
   out[h * ld + j] = acc;
 }
 
+// The grouped kernel's query heads per stored head (a power of two >= the
+// group), or 0 where it does not apply (head_dim other than 64 or 128, or a
+// group above 8): then attention_split_kernel takes one query head per warp.
+int group_width(const KvDev& kv, int64_t n_head) {
+  const int64_t group = n_head / kv.n_stored;
+  if ((kv.head_dim != 64 && kv.head_dim != 128) || group > 8) return 0;
+  return group <= 1 ? 1 : group <= 2 ? 2 : group <= 4 ? 4 : 8;
+}
+
 }  // namespace
 
-int64_t attention_splits(int64_t n, int64_t n_head, int64_t max_rows) {
-  // About 8K warps fill the GPU; a split of fewer than 256 rows costs more
-  // to merge than it saves. At most 8K splits (their weights: 32 KiB of
-  // shared memory in the merge).
-  const int64_t items = std::max<int64_t>(1, n * n_head);
-  const int64_t want = std::min<int64_t>(ceil_div(8192, items), 8192);
-  return std::max<int64_t>(1, std::min(want, ceil_div(max_rows, 256)));
+int64_t attention_splits(const KvDev& kv, int64_t n, int64_t n_head, int64_t max_rows) {
+  // About 2K warps (of 8K resident) fill the GPU's memory pipes when each
+  // has two rows of K and V per query head in flight; fewer than 64 rows per
+  // split cost more to merge than they save. Warps: n · n_stored · splits
+  // for the grouped kernel, n · n_head · splits for the other, whose splits
+  // take at least 256 rows (one row at a time per warp).
+  const bool grouped = group_width(kv, n_head) > 0;
+  const int64_t items = std::max<int64_t>(1, n * (grouped ? kv.n_stored : n_head));
+  const int64_t want = std::min<int64_t>(ceil_div(grouped ? 2048 : 8192, items), 4096);
+  return std::max<int64_t>(1, std::min(want, ceil_div(max_rows, grouped ? 64 : 256)));
 }
 
 void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
                float* out, float* m_out, float* l_out, int64_t n_split, float* scratch,
                cudaStream_t s) {
-  const int64_t warps = n * n_head * n_split;
-  if (warps <= 0) return;
-  const unsigned blocks = unsigned(ceil_div(warps, kWarpsPerBlock)), threads = 32 * kWarpsPerBlock;
+  if (n <= 0 || n_head <= 0) return;
   const int64_t hd = kv.head_dim;
+  const unsigned threads = 32 * kWarpsPerBlock;
   const bool f32 = kv.type == DType::F32, bf16 = kv.type == DType::BF16;
-#define KVSIEVE_SPLIT(T, B, KL) \
-  attention_split_vec_kernel<T, B, KL><<<blocks, threads, 0, s>>>(kv, q, q_pos, n, n_head, n_split, scratch)
-  if (hd == 128) {
-    if (f32) KVSIEVE_SPLIT(float, false, 4);
-    else if (bf16) KVSIEVE_SPLIT(uint16_t, true, 4);
-    else KVSIEVE_SPLIT(uint16_t, false, 4);
-  } else if (hd == 64) {
-    if (f32) KVSIEVE_SPLIT(float, false, 2);
-    else if (bf16) KVSIEVE_SPLIT(uint16_t, true, 2);
-    else KVSIEVE_SPLIT(uint16_t, false, 2);
-  } else {
-    attention_split_kernel<<<blocks, threads, 0, s>>>(kv, q, q_pos, n, n_head, n_split, scratch);
+  const int gp = group_width(kv, n_head);
+  if (gp > 0) {
+    const unsigned blocks = unsigned(ceil_div(n * kv.n_stored * n_split, kWarpsPerBlock));
+#define KVSIEVE_GROUP(T, B, KL, GP)                                                       \
+  attention_group_kernel<T, B, KL, GP><<<blocks, threads, 0, s>>>(kv, q, q_pos, n, n_head, \
+                                                                  n_split, scratch)
+#define KVSIEVE_GROUP_GP(T, B, KL)              \
+  switch (gp) {                                 \
+    case 1: KVSIEVE_GROUP(T, B, KL, 1); break;  \
+    case 2: KVSIEVE_GROUP(T, B, KL, 2); break;  \
+    case 4: KVSIEVE_GROUP(T, B, KL, 4); break;  \
+    default: KVSIEVE_GROUP(T, B, KL, 8); break; \
   }
-#undef KVSIEVE_SPLIT
-  const unsigned merge_threads = unsigned(std::min<int64_t>(256, ceil_div(hd, 32) * 32));
-  attention_merge_kernel<<<unsigned(n * n_head), merge_threads, size_t(n_split) * sizeof(float),
-                           s>>>(scratch, n_split, hd, out, m_out, l_out);
+    if (hd == 128) {
+      if (f32) KVSIEVE_GROUP_GP(float, false, 4)
+      else if (bf16) KVSIEVE_GROUP_GP(uint16_t, true, 4)
+      else KVSIEVE_GROUP_GP(uint16_t, false, 4)
+    } else {
+      if (f32) KVSIEVE_GROUP_GP(float, false, 2)
+      else if (bf16) KVSIEVE_GROUP_GP(uint16_t, true, 2)
+      else KVSIEVE_GROUP_GP(uint16_t, false, 2)
+    }
+#undef KVSIEVE_GROUP_GP
+#undef KVSIEVE_GROUP
+  } else {
+    const int64_t warps = n * n_head * n_split;
+    attention_split_kernel<<<unsigned(ceil_div(warps, kWarpsPerBlock)), threads, 0, s>>>(
+        kv, q, q_pos, n, n_head, n_split, scratch);
+  }
+  attention_merge_kernel<<<unsigned(n * n_head), kMergeThreads, 0, s>>>(scratch, n_split, hd, out,
+                                                                         m_out, l_out);
 }
 
 void attention_colsums(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,

@@ -171,60 +171,78 @@ class CudaBackend final : public Backend {
   }
   void matmul(const TensorView& W, const float* x, int64_t n, float* y,
               const float* bias) override {
-    const int64_t rows = W.rows(), cols = W.cols();
-    check(W.nbytes == size_t(rows) * dtype_row_bytes(W.type, cols),
-          "matmul: tensor '{}' holds {} bytes, its shape needs {}", W.name, W.nbytes,
-          size_t(rows) * dtype_row_bytes(W.type, cols));
-    const void* w = weights(W);
-    const float* b = bias ? static_cast<const float*>(cuda::device_weights(bias, size_t(rows) * 4))
-                          : nullptr;
+    const MatmulOut o{&W, y, bias};
+    matmul_many(x, n, &o, 1);
+  }
+  void matmul_many(const float* x, int64_t n, const MatmulOut* outs, int n_outs) override {
+    if (n_outs <= 0) return;
+    const int64_t cols = outs[0].W->cols();
+    for (int i = 0; i < n_outs; ++i) {
+      const TensorView& W = *outs[i].W;
+      check(W.cols() == cols, "matmul_many: tensor '{}' has {} columns, x has {}", W.name,
+            W.cols(), cols);
+      check(W.nbytes == size_t(W.rows()) * dtype_row_bytes(W.type, cols),
+            "matmul: tensor '{}' holds {} bytes, its shape needs {}", W.name, W.nbytes,
+            size_t(W.rows()) * dtype_row_bytes(W.type, cols));
+    }
     if (n <= 8) {
-      cuda::matvec(W.type, w, rows, cols, x, n, y, b, stream_);
-      launched("matvec");
+      matvecs(x, n, outs, n_outs);
       return;
     }
     // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
-    const float one = 1.0f, zero = 0.0f;
-    if (math_ == GpuMath::kTensor && W.type != DType::F32) {
-      // BF16 weights meet bf16 activations. F16 weights, and quantized ones
-      // decoded to f16 (closer to their values than bf16: a Q8_0 weight
-      // d·q needs 19 bits, f16 keeps 11, bf16 8), meet f16 activations, as
-      // in llama.cpp's cuBLAS path (their range is f16's: to 65504).
-      // Products exact in f32, sums in f32.
-      const bool bf16 = W.type == DType::BF16;
-      const cudaDataType_t dt = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-      half_x_.reserve(n * cols);
-      cuda::round_to_half(x, n * cols, half_x_.data(), bf16, stream_);
-      launched("round activations");
-      const void* wh = w;
-      if (!bf16 && W.type != DType::F16) {
-        half_w_.reserve(rows * cols);
-        cuda::dequantize_f16(W.type, w, rows, cols, half_w_.data(), stream_);
-        launched("dequantize to f16");
-        wh = half_w_.data();
+    int rounded = -1;  // what half_x_ holds: -1 nothing, 0 f16, 1 bf16
+    for (int i = 0; i < n_outs; ++i) {
+      const TensorView& W = *outs[i].W;
+      const int64_t rows = W.rows();
+      const void* w = weights(W);
+      float* y = outs[i].y;
+      const float* b = device_bias(outs[i].bias, rows);
+      const float one = 1.0f, zero = 0.0f;
+      if (math_ == GpuMath::kTensor && W.type != DType::F32) {
+        // BF16 weights meet bf16 activations. F16 weights, and quantized ones
+        // decoded to f16 (closer to their values than bf16: a Q8_0 weight
+        // d·q needs 19 bits, f16 keeps 11, bf16 8), meet f16 activations, as
+        // in llama.cpp's cuBLAS path (their range is f16's: to 65504).
+        // Products exact in f32, sums in f32. x is rounded once for all the
+        // products that want the same type.
+        const bool bf16 = W.type == DType::BF16;
+        const cudaDataType_t dt = bf16 ? CUDA_R_16BF : CUDA_R_16F;
+        if (rounded != int(bf16)) {
+          half_x_.reserve(n * cols);
+          cuda::round_to_half(x, n * cols, half_x_.data(), bf16, stream_);
+          launched("round activations");
+          rounded = int(bf16);
+        }
+        const void* wh = w;
+        if (!bf16 && W.type != DType::F16) {
+          half_w_.reserve(rows * cols);
+          cuda::dequantize_f16(W.type, w, rows, cols, half_w_.data(), stream_);
+          launched("dequantize to f16");
+          wh = half_w_.data();
+        }
+        cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
+                                          int(cols), &one, wh, dt, int(cols), half_x_.data(), dt,
+                                          int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                     "cublasGemmEx (16-bit)");
+      } else {
+        const void* wf = w;
+        if (W.type != DType::F32) {
+          dequant_.reserve(rows * cols);
+          cuda::dequantize(W.type, w, rows, cols, dequant_.data(), stream_);
+          launched("dequantize");
+          wf = dequant_.data();
+        }
+        cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
+                                          int(cols), &one, wf, CUDA_R_32F, int(cols), x,
+                                          CUDA_R_32F, int(cols), &zero, y, CUDA_R_32F, int(rows),
+                                          CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
+                     "cublasGemmEx (f32)");
       }
-      cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
-                                        int(cols), &one, wh, dt, int(cols), half_x_.data(), dt,
-                                        int(cols), &zero, y, CUDA_R_32F, int(rows),
-                                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                   "cublasGemmEx (16-bit)");
-    } else {
-      const void* wf = w;
-      if (W.type != DType::F32) {
-        dequant_.reserve(rows * cols);
-        cuda::dequantize(W.type, w, rows, cols, dequant_.data(), stream_);
-        launched("dequantize");
-        wf = dequant_.data();
+      if (b) {
+        cuda::add_bias(y, b, n, rows, stream_);
+        launched("add_bias");
       }
-      cublas_check(cuda::blas().gemm_ex(blas_, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n),
-                                        int(cols), &one, wf, CUDA_R_32F, int(cols), x, CUDA_R_32F,
-                                        int(cols), &zero, y, CUDA_R_32F, int(rows),
-                                        CUBLAS_COMPUTE_32F_PEDANTIC, CUBLAS_GEMM_DEFAULT),
-                   "cublasGemmEx (f32)");
-    }
-    if (b) {
-      cuda::add_bias(y, b, n, rows, stream_);
-      launched("add_bias");
     }
   }
   void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,
@@ -276,7 +294,7 @@ class CudaBackend final : public Backend {
     // steps (a few queries) split each head's rows over many warps instead.
     const bool flash = math_ == GpuMath::kTensor && a.n >= kFlashMinQueries &&
                        cuda::flash_attention_fits(a.kv.type, hd);
-    const int64_t splits = flash ? 0 : cuda::attention_splits(a.n, a.n_head, max_rows(a.kv));
+    const int64_t splits = flash ? 0 : cuda::attention_splits(kv, a.n, a.n_head, max_rows(a.kv));
     scratch_.reserve(items * splits * (hd + 2) + (a.colsum ? 2 * items : 0));
     float* m = a.colsum ? scratch_.data() + items * splits * (hd + 2) : nullptr;
     float* l = m ? m + items : nullptr;
@@ -439,6 +457,38 @@ class CudaBackend final : public Backend {
   friend class Staging;
 
   const void* weights(const TensorView& t) { return cuda::device_weights(t.data, t.nbytes); }
+  const float* device_bias(const float* bias, int64_t rows) {
+    return bias ? static_cast<const float*>(cuda::device_weights(bias, size_t(rows) * 4)) : nullptr;
+  }
+
+  // Decode's products (n <= 8 rows of x): the 16-bit weights of one type
+  // in one launch, the others one by one.
+  void matvecs(const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
+    const int64_t cols = outs[0].W->cols();
+    const DType t0 = outs[0].W->type;
+    bool fuse = n_outs <= cuda::kMaxJobs;
+    for (int i = 0; i < n_outs && fuse; ++i)
+      fuse = outs[i].W->type == t0 && cuda::matvec16_fits(t0, weights(*outs[i].W), cols, x);
+    if (fuse) {
+      cuda::Matvec16Jobs jobs;
+      jobs.n = n_outs;
+      for (int i = 0; i < n_outs; ++i) {
+        jobs.w[i] = weights(*outs[i].W);
+        jobs.y[i] = outs[i].y;
+        jobs.bias[i] = device_bias(outs[i].bias, outs[i].W->rows());
+        jobs.first[i + 1] = jobs.first[i] + outs[i].W->rows();
+      }
+      cuda::matvec16_many(t0 == DType::BF16, jobs, cols, x, n, stream_);
+      launched("matvec");
+      return;
+    }
+    for (int i = 0; i < n_outs; ++i) {
+      const TensorView& W = *outs[i].W;
+      cuda::matvec(W.type, weights(W), W.rows(), cols, x, n, outs[i].y,
+                   device_bias(outs[i].bias, W.rows()), stream_);
+      launched("matvec");
+    }
+  }
 
 
   void launched(const char* op) {

@@ -13,7 +13,7 @@
 
 namespace kvsieve::cuda {
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---- element types, widened to f32 exactly as core/dtype.h does on the host
 __device__ __forceinline__ float f16_bits_to_f32(uint16_t h) {

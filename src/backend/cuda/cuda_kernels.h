@@ -37,6 +37,22 @@ void round_to_half(const float* x, int64_t n, uint16_t* out, bool bf16, cudaStre
 // W is read once, decoded in registers, accumulated in f32.
 void matvec(DType t, const void* W, int64_t rows, int64_t cols, const float* x, int64_t n,
             float* y, const float* bias, cudaStream_t s);
+// The products of one x [n, cols] by up to kMaxJobs 16-bit weights of the
+// same type (f16, or bf16 as bf16 says) in one launch per 8 rows of x:
+// y_j[n, rows_j] = x · W_jᵀ (+ bias_j), rows_j = first[j + 1] - first[j].
+// Where matvec16_fits (cols % 8 == 0, W and x 16-byte aligned); the same
+// sums as matvec's.
+constexpr int kMaxJobs = 4;
+struct Matvec16Jobs {
+  const void* w[kMaxJobs] = {};
+  float* y[kMaxJobs] = {};
+  const float* bias[kMaxJobs] = {};
+  int64_t first[kMaxJobs + 1] = {};  // first[0] = 0
+  int n = 0;
+};
+bool matvec16_fits(DType t, const void* W, int64_t cols, const float* x);
+void matvec16_many(bool bf16, const Matvec16Jobs& jobs, int64_t cols, const float* x, int64_t n,
+                   cudaStream_t s);
 // y[n, rows] += bias[rows].
 void add_bias(float* y, const float* bias, int64_t n, int64_t rows, cudaStream_t s);
 
@@ -53,11 +69,13 @@ struct KvDev {
 // ---- attention (cuda_attention.cu)
 // Causal attention of n queries q [n, n_head, head_dim] (positions q_pos [n])
 // over the store's rows with pos <= q_pos[t]: out [n, n_head, head_dim]. The
-// rows are split into n_split chunks whose partial softmax states (scratch:
-// n·n_head·n_split·(head_dim + 2) floats) are merged in a second kernel.
+// rows are split into n_split chunks (attention_splits) whose partial softmax
+// states (scratch: n·n_head·n_split·(head_dim + 2) floats) are merged in a
+// second kernel. A warp takes all the query heads of a stored head where
+// head_dim is 64 or 128, so K and V are read once per group.
 // m_out, l_out [n, n_head] (or null) receive each query's softmax maximum and
 // sum of exponentials of the scaled scores, for attention_colsums.
-int64_t attention_splits(int64_t n, int64_t n_head, int64_t max_rows);
+int64_t attention_splits(const KvDev& kv, int64_t n, int64_t n_head, int64_t max_rows);
 void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
                float* out, float* m_out, float* l_out, int64_t n_split, float* scratch,
                cudaStream_t s);

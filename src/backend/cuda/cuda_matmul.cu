@@ -88,16 +88,21 @@ __global__ void matvec_kernel(DType t, const uint8_t* W, size_t row_bytes, int64
 
 // The same for 16-bit weights read 16 bytes (8 values) per lane at a time,
 // so a warp reads 512 contiguous bytes per step: decode is bound by the
-// weights' bandwidth, and 2-byte loads leave most of it unused. Needs
-// cols % 8 == 0 and 16-byte aligned W and x.
+// weights' bandwidth, and 2-byte loads leave most of it unused. One launch
+// does the products of the same x by up to kMaxJobs weights (a layer's Q, K
+// and V; gate and up): their rows are numbered one after the other, so the
+// small K and V products fill the GPU together with Q instead of alone.
+// Needs cols % 8 == 0 and 16-byte aligned W and x.
 template <int NV, bool kBf16>
-__global__ void matvec16_kernel(const uint4* W, int64_t rows, int64_t cols, const float* x,
-                                float* y, const float* bias) {
-  const int64_t r = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
+__global__ void matvec16_kernel(Matvec16Jobs jobs, int64_t cols, const float* x) {
+  const int64_t r_all = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
-  if (r >= rows) return;
+  if (r_all >= jobs.first[jobs.n]) return;
+  int j = 0;
+  while (j + 1 < jobs.n && r_all >= jobs.first[j + 1]) ++j;
+  const int64_t r = r_all - jobs.first[j], rows = jobs.first[j + 1] - jobs.first[j];
   const int64_t n8 = cols / 8;
-  const uint4* wr = W + r * n8;
+  const uint4* wr = static_cast<const uint4*>(jobs.w[j]) + r * n8;
   float acc[NV];
 #pragma unroll
   for (int v = 0; v < NV; ++v) acc[v] = 0.0f;
@@ -120,6 +125,8 @@ __global__ void matvec16_kernel(const uint4* W, int64_t rows, int64_t cols, cons
                 w[6] * b.z + w[7] * b.w;
     }
   }
+  const float* bias = jobs.bias[j];
+  float* y = jobs.y[j];
 #pragma unroll
   for (int v = 0; v < NV; ++v) {
     const float sum = warp_sum(acc[v]);
@@ -127,20 +134,34 @@ __global__ void matvec16_kernel(const uint4* W, int64_t rows, int64_t cols, cons
   }
 }
 
+bool wide16(DType t, const void* W, int64_t cols, const float* x) {
+  return (t == DType::F16 || t == DType::BF16) && cols % 8 == 0 &&
+         reinterpret_cast<uintptr_t>(W) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+}
+
+template <int NV>
+void launch_matvec16(bool bf16, const Matvec16Jobs& jobs, int64_t cols, const float* x,
+                     cudaStream_t s) {
+  const int warps = kThreads / 32;
+  const unsigned blocks = unsigned(ceil_div(jobs.first[jobs.n], warps));
+  if (bf16) matvec16_kernel<NV, true><<<blocks, kThreads, 0, s>>>(jobs, cols, x);
+  else matvec16_kernel<NV, false><<<blocks, kThreads, 0, s>>>(jobs, cols, x);
+}
+
 template <int NV>
 void launch_matvec(DType t, const void* W, size_t row_bytes, int64_t rows, int64_t cols,
                    const float* x, float* y, const float* bias, cudaStream_t s) {
-  const int warps = kThreads / 32;
-  const bool wide = (t == DType::F16 || t == DType::BF16) && cols % 8 == 0 &&
-                    reinterpret_cast<uintptr_t>(W) % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  if (wide) {
-    const unsigned blocks = unsigned(ceil_div(rows, warps));
-    const auto* w4 = static_cast<const uint4*>(W);
-    if (t == DType::BF16) matvec16_kernel<NV, true><<<blocks, kThreads, 0, s>>>(w4, rows, cols, x, y, bias);
-    else matvec16_kernel<NV, false><<<blocks, kThreads, 0, s>>>(w4, rows, cols, x, y, bias);
+  if (wide16(t, W, cols, x)) {
+    Matvec16Jobs jobs;
+    jobs.n = 1;
+    jobs.w[0] = W;
+    jobs.y[0] = y;
+    jobs.bias[0] = bias;
+    jobs.first[1] = rows;
+    launch_matvec16<NV>(t == DType::BF16, jobs, cols, x, s);
     return;
   }
+  const int warps = kThreads / 32;
   matvec_kernel<NV><<<unsigned(ceil_div(rows, warps)), kThreads, 0, s>>>(
       t, static_cast<const uint8_t*>(W), row_bytes, rows, cols, x, y, bias);
 }
@@ -194,6 +215,32 @@ void matvec(DType t, const void* W, int64_t rows, int64_t cols, const float* x, 
       case 6: launch_matvec<6>(t, W, rb, rows, cols, xs, ys, bias, s); break;
       case 7: launch_matvec<7>(t, W, rb, rows, cols, xs, ys, bias, s); break;
       default: launch_matvec<8>(t, W, rb, rows, cols, xs, ys, bias, s); break;
+    }
+  }
+}
+
+bool matvec16_fits(DType t, const void* W, int64_t cols, const float* x) {
+  return wide16(t, W, cols, x);
+}
+
+void matvec16_many(bool bf16, const Matvec16Jobs& jobs, int64_t cols, const float* x, int64_t n,
+                   cudaStream_t s) {
+  for (int64_t done = 0; done < n; done += kMaxVecs) {
+    const int64_t m = std::min<int64_t>(kMaxVecs, n - done);
+    Matvec16Jobs part = jobs;
+    for (int j = 0; j < jobs.n; ++j) {
+      part.y[j] = jobs.y[j] + done * (jobs.first[j + 1] - jobs.first[j]);
+    }
+    const float* xs = x + done * cols;
+    switch (m) {
+      case 1: launch_matvec16<1>(bf16, part, cols, xs, s); break;
+      case 2: launch_matvec16<2>(bf16, part, cols, xs, s); break;
+      case 3: launch_matvec16<3>(bf16, part, cols, xs, s); break;
+      case 4: launch_matvec16<4>(bf16, part, cols, xs, s); break;
+      case 5: launch_matvec16<5>(bf16, part, cols, xs, s); break;
+      case 6: launch_matvec16<6>(bf16, part, cols, xs, s); break;
+      case 7: launch_matvec16<7>(bf16, part, cols, xs, s); break;
+      default: launch_matvec16<8>(bf16, part, cols, xs, s); break;
     }
   }
 }
