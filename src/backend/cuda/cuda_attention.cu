@@ -28,7 +28,7 @@ __global__ void attention_split_kernel(KvDev kv, const float* q, const int32_t* 
   const int64_t item = gw / n_split, split = gw % n_split;
   const int64_t t = item / n_head, h = item % n_head;
   const int64_t hd = kv.head_dim, s = h / (n_head / kv.n_stored);
-  const int64_t seen = visible(kv.pos + s * kv.capacity, kv.rows[s], q_pos[t]);
+  const int64_t seen = visible(kv.pos + s * kv.capacity, kv_rows(kv, s), query_pos(kv, q_pos, t));
   const int64_t chunk = (seen + n_split - 1) / n_split;
   const int64_t j0 = split * chunk, j1 = min(seen, j0 + chunk);
   const float scale = 1.0f / sqrtf(float(hd));
@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   const int64_t item = gw / n_split, split = gw % n_split;
   const int64_t t = item / kv.n_stored, s = item % kv.n_stored;
   const int group = int(n_head / kv.n_stored);
-  const int64_t seen = visible(kv.pos + s * kv.capacity, kv.rows[s], q_pos[t]);
+  const int64_t seen = visible(kv.pos + s * kv.capacity, kv_rows(kv, s), query_pos(kv, q_pos, t));
   const int64_t chunk = ceil_div(ceil_div(seen, n_split), R) * R;
   const int64_t j0 = min(seen, split * chunk), j1 = min(seen, j0 + chunk);
   const float scale = 1.0f / sqrtf(float(HD));
@@ -306,13 +306,13 @@ __global__ void colsum_kernel(KvDev kv, const float* q, const int32_t* q_pos, in
   const int64_t h = blockIdx.y;
   const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   const int64_t s = h / (n_head / kv.n_stored), hd = kv.head_dim;
-  if (j >= ld || j >= kv.rows[s]) return;
+  if (j >= ld || j >= kv_rows(kv, s)) return;
   const int32_t pj = kv.pos[s * kv.capacity + j];
   const void* K = head_base(kv, kv.k, s);
   const float scale = 1.0f / sqrtf(float(hd));
   float sum = colsum[h * ld + j], cnt = colcount[h * ld + j];
   for (int64_t t = 0; t < n; ++t) {
-    if (pj > q_pos[t]) continue;
+    if (pj > query_pos(kv, q_pos, t)) continue;
     const float* qt = q + (t * n_head + h) * hd;
     float dot = 0.0f;
     for (int64_t d = 0; d < hd; ++d) dot += qt[d] * load_elem(kv.type, K, j * hd + d);
@@ -331,8 +331,8 @@ __global__ void probe_probs_kernel(KvDev kv, const float* q, const int32_t* q_po
   __shared__ float red[32];
   const int64_t t = blockIdx.x / n_head, h = blockIdx.x % n_head;
   const int64_t hd = kv.head_dim, s = h / (n_head / kv.n_stored), n_kv = kv.n_stored / kv.repeat;
-  const int64_t rows = kv.rows[s];
-  const int64_t seen = visible(kv.pos + s * kv.capacity, rows, q_pos[t]);
+  const int64_t rows = kv_rows(kv, s);
+  const int64_t seen = visible(kv.pos + s * kv.capacity, rows, query_pos(kv, q_pos, t));
   const int64_t n_own = own_k ? t + 1 : 0;
   const float* qt = q + (t * n_head + h) * hd;
   const void* K = head_base(kv, kv.k, s);

@@ -285,10 +285,12 @@ class CudaBackend final : public Backend {
     check(a.n_head % a.kv.n_stored == 0, "attention: {} query heads over {} stored heads",
           a.n_head, a.kv.n_stored);
     Staging st(*this);
-    const size_t h_rows = st.add(a.kv.rows, a.kv.n_stored), h_pos = st.add(a.q_pos, a.n);
-    st.send();
-    const cuda::KvDev kv = kv_dev(a.kv, st, h_rows);
-    const int32_t* q_pos = st.at<int32_t>(h_pos);
+    // A decode step's few positions ride in the kernel parameters.
+    const bool inline_pos = a.n <= cuda::KvDev::kInlineQueries;
+    const size_t h_pos = inline_pos ? 0 : st.add(a.q_pos, a.n);
+    cuda::KvDev kv = kv_dev(a.kv, st, true);
+    if (inline_pos) std::copy(a.q_pos, a.q_pos + a.n, kv.q_pos_inline);
+    const int32_t* q_pos = inline_pos ? nullptr : st.at<int32_t>(h_pos);
     const int64_t items = a.n * a.n_head, hd = a.kv.head_dim;
     // A prefill chunk over a 16-bit cache goes to the tensor cores; decode
     // steps (a few queries) split each head's rows over many warps instead.
@@ -322,9 +324,8 @@ class CudaBackend final : public Backend {
       return;
     }
     Staging st(*this);
-    const size_t h_rows = st.add(a.kv.rows, a.kv.n_stored), h_pos = st.add(a.q_pos, a.n_probe);
-    st.send();
-    const cuda::KvDev kv = kv_dev(a.kv, st, h_rows);
+    const size_t h_pos = st.add(a.q_pos, a.n_probe);
+    const cuda::KvDev kv = kv_dev(a.kv, st, false);  // probe_reduce reads kv.rows
     const int32_t* q_pos = st.at<int32_t>(h_pos);
     const int64_t need = max_rows(a.kv) + a.n_probe;
     float* p = a.probs;
@@ -347,9 +348,7 @@ class CudaBackend final : public Backend {
   void kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
                  int64_t n_head_kv) override {
     Staging st(*this);
-    const size_t h_rows = st.add(kv.rows, kv.n_stored);
-    st.send();
-    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    const cuda::KvDev d = kv_dev(kv, st, true);
     cuda::kv_append(d, kv.k, kv.v, k, v, n, n_head_kv, stream_);
     launched("kv append");
   }
@@ -367,17 +366,13 @@ class CudaBackend final : public Backend {
   }
   void read_keys(const KvLayerView& kv, int64_t first, int64_t n, float* out) override {
     Staging st(*this);
-    const size_t h_rows = st.add(kv.rows, kv.n_stored);
-    st.send();
-    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    const cuda::KvDev d = kv_dev(kv, st, true);
     cuda::read_keys(d, first, n, out, stream_);
     launched("read keys");
   }
   void key_norms(const KvLayerView& kv, float* out, int64_t ld) override {
     Staging st(*this);
-    const size_t h_rows = st.add(kv.rows, kv.n_stored);
-    st.send();
-    const cuda::KvDev d = kv_dev(kv, st, h_rows);
+    const cuda::KvDev d = kv_dev(kv, st, true);
     cuda::key_norms(d, out, ld, stream_);
     launched("key norms");
   }
@@ -504,15 +499,23 @@ class CudaBackend final : public Backend {
     return m;
   }
 
-  // The store's layer as the kernels see it; its row counts (host) staged.
-  // Call after st.send().
-  static cuda::KvDev kv_dev(const KvLayerView& kv, const Staging& st, size_t rows_handle) {
+  // The store's layer as the kernels see it. Its row counts (host) go inline
+  // where allowed and few enough, else they are staged. Sends st: add
+  // whatever else the op stages before.
+  static cuda::KvDev kv_dev(const KvLayerView& kv, Staging& st, bool allow_inline) {
     cuda::KvDev d;
+    if (allow_inline && kv.n_stored <= cuda::KvDev::kInlineHeads) {
+      std::copy(kv.rows, kv.rows + kv.n_stored, d.rows_inline);
+      st.send();
+    } else {
+      const size_t h_rows = st.add(kv.rows, kv.n_stored);
+      st.send();
+      d.rows = st.at<int64_t>(h_rows);
+    }
     d.type = kv.type;
     d.k = kv.k;
     d.v = kv.v;
     d.pos = kv.pos;
-    d.rows = st.at<int64_t>(rows_handle);
     d.n_stored = kv.n_stored;
     d.capacity = kv.capacity;
     d.head_dim = kv.head_dim;

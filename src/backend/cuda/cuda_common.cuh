@@ -10,6 +10,7 @@
 
 #include "core/dtype.h"
 #include "core/kquant.h"
+#include "backend/cuda/cuda_kernels.h"
 
 namespace kvsieve::cuda {
 
@@ -110,6 +111,15 @@ __device__ __forceinline__ float load_weight(DType t, const void* row, int64_t j
     default:
       return load_elem(t, row, j);
   }
+}
+
+// Stored head s's row count, and query t's position (KvDev's inline arrays
+// where the pointers are null).
+__device__ __forceinline__ int64_t kv_rows(const KvDev& kv, int64_t s) {
+  return kv.rows ? kv.rows[s] : kv.rows_inline[s];
+}
+__device__ __forceinline__ int32_t query_pos(const KvDev& kv, const int32_t* q_pos, int64_t t) {
+  return q_pos ? q_pos[t] : kv.q_pos_inline[t];
 }
 
 // Rows of a head a query at position p sees: those with pos <= p (a prefix,

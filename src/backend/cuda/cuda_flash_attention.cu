@@ -82,16 +82,16 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t h = blockIdx.y, t0 = int64_t(blockIdx.x) * kBM;
   const int64_t s = h / (n_head / kv.n_stored);
   const int32_t* pos = kv.pos + s * kv.capacity;
-  const int64_t rows = kv.rows[s];
+  const int64_t rows = kv_rows(kv, s);
   const T* K = static_cast<const T*>(kv.k) + size_t(s * kv.capacity) * HD;
   const T* V = static_cast<const T*>(kv.v) + size_t(s * kv.capacity) * HD;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, c = lane % 4;
   const int64_t ta = t0 + warp * 16 + g, tb = ta + 8;  // this lane's two queries
-  const int seen_a = ta < n ? int(visible(pos, rows, q_pos[ta])) : 0;
-  const int seen_b = tb < n ? int(visible(pos, rows, q_pos[tb])) : 0;
+  const int seen_a = ta < n ? int(visible(pos, rows, query_pos(kv, q_pos, ta))) : 0;
+  const int seen_b = tb < n ? int(visible(pos, rows, query_pos(kv, q_pos, tb))) : 0;
   // Positions increase along the batch: the block's last query sees most.
   const int64_t t_last = min(n, t0 + kBM) - 1;
-  const int j_end = int(visible(pos, rows, q_pos[t_last]));
+  const int j_end = int(visible(pos, rows, query_pos(kv, q_pos, t_last)));
 
   // Q scaled by log2(e)/sqrt(HD), as A fragments for every 16 of its dims.
   uint32_t qf[kKT][4];

@@ -62,8 +62,16 @@ struct KvDev {
   const void* k = nullptr;      // [n_stored, capacity, head_dim]
   const void* v = nullptr;      // [n_stored, capacity, head_dim]
   const int32_t* pos = nullptr; // [n_stored, capacity]
-  const int64_t* rows = nullptr;  // [n_stored] (device copy of the counts)
+  const int64_t* rows = nullptr;  // [n_stored] (device copy of the counts), or null: inline
   int64_t n_stored = 0, capacity = 0, head_dim = 0, repeat = 1;
+  // Small arrays passed inside the kernel parameters, so that a decode step
+  // copies nothing to the device per layer (each copy is a stream operation
+  // of its own, and the step has a few hundred): the counts when rows is
+  // null (n_stored <= kInlineHeads), and the queries' positions for kernels
+  // given a null q_pos (n <= kInlineQueries).
+  static constexpr int kInlineHeads = 64, kInlineQueries = 8;
+  int64_t rows_inline[kInlineHeads] = {};
+  int32_t q_pos_inline[kInlineQueries] = {};
 };
 
 // ---- attention (cuda_attention.cu)

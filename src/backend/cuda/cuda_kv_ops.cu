@@ -20,7 +20,7 @@ __global__ void kv_append_kernel(KvDev kv, uint8_t* k_dst, uint8_t* v_dst, const
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= kv.n_stored * n * hd) return;
   const int64_t d = i % hd, t = (i / hd) % n, s = i / (hd * n);
-  const int64_t g = s / kv.repeat, row = kv.rows[s] + t;
+  const int64_t g = s / kv.repeat, row = kv_rows(kv, s) + t;
   const int64_t src = (t * n_head_kv + g) * hd + d;
   const size_t at = size_t((s * kv.capacity + row) * hd) * elem_size(kv.type);
   store_elem(kv.type, k_dst + at, d, k[src]);
@@ -59,7 +59,7 @@ __global__ void key_norms_kernel(KvDev kv, float* out, int64_t ld) {
   const int64_t w = blockIdx.x * int64_t(blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int64_t s = w / kv.capacity, j = w % kv.capacity;
-  if (s >= kv.n_stored || j >= kv.rows[s]) return;
+  if (s >= kv.n_stored || j >= kv_rows(kv, s)) return;
   const uint8_t* row = static_cast<const uint8_t*>(kv.k) +
                        size_t((s * kv.capacity + j) * hd) * elem_size(kv.type);
   float ss = 0.0f;
