@@ -209,10 +209,11 @@ class Backend {
   virtual void probe_attention(const ProbeAttentionArgs& a) = 0;
   // Writes the K and V of n new tokens into every stored head of a layer, at
   // row kv.rows[s] onwards, converting to kv.type: k, v [n, n_head_kv,
-  // head_dim] (keys after RoPE). The caller has made room, writes the
-  // positions and advances the counts.
-  virtual void kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
-                         int64_t n_head_kv) = 0;
+  // head_dim] (keys after RoPE), and their positions pos (host [n]) into
+  // kv.pos of every stored head. The caller has made room and advances the
+  // counts afterwards.
+  virtual void kv_append(const KvLayerView& kv, const float* k, const float* v,
+                         const int32_t* pos, int64_t n, int64_t n_head_kv) = 0;
   virtual void gather(const GatherArgs& a) = 0;
   // Rows [first, first + n) of the keys of every KV head (stored head g ·
   // repeat) in f32: out [n, n_stored / repeat, head_dim] (e.g. the soft

@@ -107,12 +107,10 @@ void KvStore::append(int64_t layer, const float* k, const float* v, const int32_
   // than 2 because the whole cache is the memory that matters here (a few
   // decoded tokens after a long prompt must not double it).
   if (most + n > L.cap) grow(L, std::max(most + n, L.cap + std::max<int64_t>(L.cap / 4, 64)));
-  be_->kv_append(this->layer(layer), k, v, n, geo_.n_head_kv);
-  for (int64_t s = 0; s < S; ++s) {
+  be_->kv_append(this->layer(layer), k, v, pos, n, geo_.n_head_kv);
+  for (int64_t s = 0; s < S; ++s) {  // the host's copy of the positions (the same memory on a CPU)
     int64_t& r = L.rows[size_t(s)];
-    std::copy_n(pos, n, L.pos.begin() + s * L.cap + r);
-    if (!be_->host_memory())
-      be_->upload(L.pos_dev.data() + s * L.cap + r, pos, size_t(n) * sizeof(int32_t));
+    if (!be_->host_memory()) std::copy_n(pos, n, L.pos.begin() + s * L.cap + r);
     r += n;
   }
 }

@@ -48,7 +48,7 @@ class CpuBackend final : public Backend {
   void attention(const AttentionArgs& a) override;
 
   void probe_attention(const ProbeAttentionArgs& a) override;
-  void kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
+  void kv_append(const KvLayerView& kv, const float* k, const float* v, const int32_t* pos, int64_t n,
                  int64_t n_head_kv) override;
   void gather(const GatherArgs& a) override;
   void read_keys(const KvLayerView& kv, int64_t first, int64_t n, float* out) override;

@@ -45,11 +45,12 @@ void pool1d(const float* in, int64_t n, int64_t kernel, PoolKind kind, float* ou
 
 }  // namespace
 
-void CpuBackend::kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
-                           int64_t n_head_kv) {
+void CpuBackend::kv_append(const KvLayerView& kv, const float* k, const float* v,
+                           const int32_t* pos, int64_t n, int64_t n_head_kv) {
   const int64_t hd = kv.head_dim, stride = n_head_kv * hd;
   for (int64_t s = 0; s < kv.n_stored; ++s) {
     const int64_t g = s / kv.repeat, r = kv.rows[s];  // the KV head this copy holds
+    std::copy_n(pos, n, kv.pos + s * kv.capacity + r);
     for (int64_t t = 0; t < n; ++t) {
       quantize_row(kv.type, k + t * stride + g * hd, row_at(kv, kv.k, s, r + t), hd);
       quantize_row(kv.type, v + t * stride + g * hd, row_at(kv, kv.v, s, r + t), hd);

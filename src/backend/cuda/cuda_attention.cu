@@ -250,51 +250,54 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
-// One block per (query, head): merges the splits' states. Threads come in
-// groups of ceil(hd / 4), a thread summing 4 dims over every n_groups-th
-// split (the splits' loads are independent, so a group has many in flight),
-// then the groups' sums meet in shared memory.
-constexpr int kMergeThreads = 256;
+// Merges the splits' states: block (item, c) of the grid gives dims
+// [32c, 32c + 32) of query-head item (t·n_head + h). Its 256 threads are 32
+// groups of 8 lanes of 4 dims, a group summing every 32nd split: a long
+// cache's hundreds of splits are summed 32 at a time, with many loads in
+// flight, by 4 blocks per head (32 blocks, one per head, left the GPU
+// waiting on memory latency). Every block also finds the maximum and the
+// sum of exponentials (the splits' m and l: a few KiB, from L2).
+constexpr int kMergeThreads = 256, kMergeDims = 32, kMergeGroups = kMergeThreads / (kMergeDims / 4);
 __global__ void __launch_bounds__(kMergeThreads)
     attention_merge_kernel(const float* part, int64_t n_split, int64_t hd, float* out,
                            float* m_out, float* l_out) {
   __shared__ float red[32];
-  __shared__ float sums[kMergeThreads * 4];  // [n_groups, hd]
-  __shared__ float lsum[kMergeThreads];
-  const int64_t item = blockIdx.x, stride = hd + 2;
+  __shared__ float sums[kMergeGroups][kMergeDims];
+  __shared__ float lsum[kMergeGroups];
+  const int64_t item = blockIdx.x, stride = hd + 2, d0 = int64_t(blockIdx.y) * kMergeDims;
   const float* p = part + item * n_split * stride;
   float M = -INFINITY;
   for (int64_t c = threadIdx.x; c < n_split; c += blockDim.x) M = fmaxf(M, p[c * stride]);
   M = block_max(M, red);
-  const int per_group = int((hd + 3) / 4), n_groups = int(blockDim.x) / per_group;
-  const int grp = int(threadIdx.x) / per_group, li = int(threadIdx.x) % per_group;
-  if (grp < n_groups) {
-    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, L = 0.0f;
-    for (int64_t c = grp; c < n_split; c += n_groups) {
-      const float* pc = p + c * stride;
-      const float mc = pc[0];
-      const float w = mc == -INFINITY ? 0.0f : expf(mc - M);  // a split that saw nothing: 0
-      L += pc[1] * w;
+  const int grp = int(threadIdx.x) / (kMergeDims / 4), li = int(threadIdx.x) % (kMergeDims / 4);
+  float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, L = 0.0f;
+  for (int64_t c = grp; c < n_split; c += kMergeGroups) {
+    const float* pc = p + c * stride;
+    const float mc = pc[0];
+    const float w = mc == -INFINITY ? 0.0f : expf(mc - M);  // a split that saw nothing: 0
+    L += pc[1] * w;
 #pragma unroll
-      for (int k = 0; k < 4; ++k)
-        if (4 * li + k < hd) a[k] += w * pc[2 + 4 * li + k];
+    for (int k = 0; k < 4; ++k) {
+      const int64_t d = d0 + 4 * li + k;
+      if (d < hd) a[k] += w * pc[2 + d];
     }
+  }
 #pragma unroll
-    for (int k = 0; k < 4; ++k)
-      if (4 * li + k < hd) sums[grp * hd + 4 * li + k] = a[k];
-    if (li == 0) lsum[grp] = L;
-  }
+  for (int k = 0; k < 4; ++k) sums[grp][4 * li + k] = a[k];
+  if (li == 0) lsum[grp] = L;
   __syncthreads();
-  float L = 0.0f;
-  for (int g = 0; g < n_groups; ++g) L += lsum[g];
-  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) {
-    float a = 0.0f;
-    for (int g = 0; g < n_groups; ++g) a += sums[g * hd + d];
-    out[item * hd + d] = L > 0.0f ? a / L : 0.0f;
-  }
-  if (threadIdx.x == 0 && m_out) {
-    m_out[item] = M;
-    l_out[item] = L;
+  if (threadIdx.x < kMergeDims) {
+    float Lt = 0.0f, at = 0.0f;
+    for (int g = 0; g < kMergeGroups; ++g) {  // in group order: the same sums in every block
+      Lt += lsum[g];
+      at += sums[g][threadIdx.x];
+    }
+    const int64_t d = d0 + threadIdx.x;
+    if (d < hd) out[item * hd + d] = Lt > 0.0f ? at / Lt : 0.0f;
+    if (threadIdx.x == 0 && blockIdx.y == 0 && m_out) {
+      m_out[item] = M;
+      l_out[item] = Lt;
+    }
   }
 }
 
@@ -440,8 +443,9 @@ void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
     attention_split_kernel<<<unsigned(ceil_div(warps, kWarpsPerBlock)), threads, 0, s>>>(
         kv, q, q_pos, n, n_head, n_split, scratch);
   }
-  attention_merge_kernel<<<unsigned(n * n_head), kMergeThreads, 0, s>>>(scratch, n_split, hd, out,
-                                                                         m_out, l_out);
+  const dim3 merge_grid(unsigned(n * n_head), unsigned(ceil_div(hd, kMergeDims)));
+  attention_merge_kernel<<<merge_grid, kMergeThreads, 0, s>>>(scratch, n_split, hd, out, m_out,
+                                                             l_out);
 }
 
 void attention_colsums(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,

@@ -345,11 +345,16 @@ class CudaBackend final : public Backend {
       launched("probe reduce");
     }
   }
-  void kv_append(const KvLayerView& kv, const float* k, const float* v, int64_t n,
-                 int64_t n_head_kv) override {
+  void kv_append(const KvLayerView& kv, const float* k, const float* v, const int32_t* pos,
+                 int64_t n, int64_t n_head_kv) override {
+    // A decode step's positions ride in the kernel parameters, as in attention.
     Staging st(*this);
-    const cuda::KvDev d = kv_dev(kv, st, true);
-    cuda::kv_append(d, kv.k, kv.v, k, v, n, n_head_kv, stream_);
+    const bool inline_pos = n <= cuda::KvDev::kInlineQueries;
+    const size_t h_pos = inline_pos ? 0 : st.add(pos, n);
+    cuda::KvDev d = kv_dev(kv, st, true);
+    if (inline_pos) std::copy(pos, pos + n, d.q_pos_inline);
+    cuda::kv_append(d, kv.k, kv.v, k, v, inline_pos ? nullptr : st.at<int32_t>(h_pos), n,
+                    n_head_kv, stream_);
     launched("kv append");
   }
   void gather(const GatherArgs& a) override {

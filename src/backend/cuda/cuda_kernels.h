@@ -114,8 +114,9 @@ void probe_reduce(const float* p, int64_t n_probe, int64_t n_head, int64_t p_ld,
 
 // ---- the KV store and the eviction pipeline (cuda_kv_ops.cu)
 // k, v [n, n_head_kv, head_dim] f32 into rows rows[s] .. of every stored head.
+// And their positions (pos [n], or kv.q_pos_inline when null) into kv.pos.
 void kv_append(const KvDev& kv, void* k_dst, void* v_dst, const float* k, const float* v,
-               int64_t n, int64_t n_head_kv, cudaStream_t s);
+               const int32_t* pos, int64_t n, int64_t n_head_kv, cudaStream_t s);
 // dst[h, j] = src[h / src_div, idx[off[h / sel_div] + j]] (rows of row_bytes).
 void gather(const void* src, void* dst, int64_t n_heads, int64_t src_div, int64_t sel_div,
             int64_t ld_src, int64_t ld_dst, size_t row_bytes, const int64_t* idx,

@@ -15,7 +15,8 @@ __device__ __forceinline__ size_t elem_size(DType t) { return t == DType::F32 ? 
 
 // One thread per (stored head, token, dim), for K and V.
 __global__ void kv_append_kernel(KvDev kv, uint8_t* k_dst, uint8_t* v_dst, const float* k,
-                                 const float* v, int64_t n, int64_t n_head_kv) {
+                                 const float* v, const int32_t* pos, int64_t n,
+                                 int64_t n_head_kv) {
   const int64_t hd = kv.head_dim;
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= kv.n_stored * n * hd) return;
@@ -25,6 +26,7 @@ __global__ void kv_append_kernel(KvDev kv, uint8_t* k_dst, uint8_t* v_dst, const
   const size_t at = size_t((s * kv.capacity + row) * hd) * elem_size(kv.type);
   store_elem(kv.type, k_dst + at, d, k[src]);
   store_elem(kv.type, v_dst + at, d, v[src]);
+  if (d == 0) const_cast<int32_t*>(kv.pos)[s * kv.capacity + row] = query_pos(kv, pos, t);
 }
 
 // Block (x: rows, y: head); words of 4 or 2 bytes, or bytes.
@@ -114,11 +116,11 @@ __global__ void reduce_groups_kernel(const float* in, float* out, int64_t group,
 }  // namespace
 
 void kv_append(const KvDev& kv, void* k_dst, void* v_dst, const float* k, const float* v,
-               int64_t n, int64_t n_head_kv, cudaStream_t s) {
+               const int32_t* pos, int64_t n, int64_t n_head_kv, cudaStream_t s) {
   const int64_t total = kv.n_stored * n * kv.head_dim;
   if (total <= 0) return;
   kv_append_kernel<<<unsigned(ceil_div(total, kThreads)), kThreads, 0, s>>>(
-      kv, static_cast<uint8_t*>(k_dst), static_cast<uint8_t*>(v_dst), k, v, n, n_head_kv);
+      kv, static_cast<uint8_t*>(k_dst), static_cast<uint8_t*>(v_dst), k, v, pos, n, n_head_kv);
 }
 
 void gather(const void* src, void* dst, int64_t n_heads, int64_t src_div, int64_t sel_div,
