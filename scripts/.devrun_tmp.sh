@@ -3,7 +3,7 @@
 cd "$(dirname "$0")/.."
 PACK=.devpack/pack.tar.xz
 echo "== tests"; T0=$(date +%s)
-MEMCHECK=0 timeout 150 scripts/gpu_check.sh $PACK 2>&1 | grep -v "^\[ cuda \]" | tail -22
+MEMCHECK=0 timeout 150 scripts/gpu_check.sh $PACK 2>&1 | grep -v "^\[ cuda \]" | grep -E "FAIL|PASSED|Failure|expected|Which|actual" | head -20
 echo "tests took $(( $(date +%s) - T0 )) s"
 source scripts/gpu_unpack.sh
 T0=$(date +%s)
@@ -15,7 +15,6 @@ T0=$(date +%s)
 [ -f $M/config.json ] || python3 scripts/gpu_bench/make_shape_model.py --out $M > /dev/null 2>&1
 echo "model made in $(( $(date +%s) - T0 )) s"
 KV="$W/bin/kvsieve"
-timeout 150 "$KV" bench -m $M --device cuda -p 16 -n 64 -d 0,8192,32768 -r 3 --kv-type bf16 -b 2048 2>&1 | tail -7
-timeout 100 "$KV" bench -m $M --device cuda -p 8192,32768 -n 1 -d 0 -r 2 --kv-type bf16 -b 2048 2>&1 | tail -6
-timeout 180 ncu --clock-control none --kernel-name regex:"matvec|attention_group|attention_merge" --metrics gpu__time_duration.sum,dram__bytes_read.sum --print-summary per-kernel "$KV" bench -m $M --device cuda -p 16 -n 2 -d 32768 -r 1 --kv-type bf16 -b 2048 > $OUT/ncu.txt 2>&1
-echo "ncu rc $?"; grep -v "^==PROF==" $OUT/ncu.txt | grep -E "^  [a-z]|duration|dram" | sed 's/(const.*) (/ (/' | tail -40
+timeout 150 "$KV" bench -m $M --device cuda -p 16 -n 64 -d 0,8192,32768 -r 3 --kv-type bf16 -b 2048 2>&1 | grep decode
+timeout 180 ncu --clock-control none --kernel-name regex:"attention_group|attention_merge|rmsnorm|rope|add|swiglu|kv_append" --metrics gpu__time_duration.sum --print-summary per-kernel "$KV" bench -m $M --device cuda -p 16 -n 2 -d 32768 -r 1 --kv-type bf16 -b 2048 > $OUT/ncu.txt 2>&1
+echo "ncu rc $?"; grep -v "^==PROF==" $OUT/ncu.txt | grep -E "^  [a-z]|duration" | sed 's/(const.*) (/ (/' | tail -40

@@ -191,6 +191,13 @@ class Backend {
   // out[rows, dim] = x · 1/sqrt(mean(x²) + eps) · w per row; out may alias x.
   virtual void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,
                        float eps) = 0;
+  // x[rows, dim] += d, then out = rmsnorm(x) as above (the residual add and
+  // the next block's norm; a device may do both in one pass). out may alias d.
+  virtual void add_rmsnorm(float* x, const float* d, const float* w, float* out, int64_t rows,
+                           int64_t dim, float eps) {
+    add(x, d, x, rows * dim);
+    rmsnorm(x, w, out, rows, dim, eps);
+  }
   // cos/sin [n, head_dim/2] of the angles pos[t] · inv_freq (pos host).
   virtual void rope_table(const RopeFreqs& freqs, const int32_t* pos, int64_t n, float* cos,
                           float* sin) = 0;

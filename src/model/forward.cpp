@@ -47,8 +47,8 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
   const ModelWeights& w = m_.weights();
   for (int64_t l = 0; l < c_.n_layer; ++l) {
     const LayerWeights& lw = w.layers[size_t(l)];
-    // --- attention block
-    be_.rmsnorm(x_.data(), lw.attn_norm, xn_.data(), n, E, c_.rms_eps);
+    // --- attention block (its norm: after the previous layer's residual add)
+    if (l == 0) be_.rmsnorm(x_.data(), lw.attn_norm, xn_.data(), n, E, c_.rms_eps);
     const MatmulOut qkv[3] = {{lw.wq, q_.data(), lw.bq}, {lw.wk, k_.data(), lw.bk},
                               {lw.wv, v_.data(), lw.bv}};
     be_.matmul_many(xn_.data(), n, qkv, 3);
@@ -56,14 +56,17 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
     be_.rope(k_.data(), n, KV, hd, cos_.data(), sin_.data(), c_.rope_style);
     attend(l);
     be_.matmul(*lw.wo, att_.data(), n, xn_.data());
-    be_.add(x_.data(), xn_.data(), x_.data(), n * E);
     // --- feed-forward block (SwiGLU)
-    be_.rmsnorm(x_.data(), lw.ffn_norm, xn_.data(), n, E, c_.rms_eps);
+    be_.add_rmsnorm(x_.data(), xn_.data(), lw.ffn_norm, xn_.data(), n, E, c_.rms_eps);
     const MatmulOut gate_up[2] = {{lw.w_gate, gate_.data(), nullptr}, {lw.w_up, up_.data(), nullptr}};
     be_.matmul_many(xn_.data(), n, gate_up, 2);
     be_.swiglu(gate_.data(), up_.data(), gate_.data(), n * c_.n_ff);
     be_.matmul(*lw.w_down, gate_.data(), n, xn_.data());
-    be_.add(x_.data(), xn_.data(), x_.data(), n * E);
+    if (l + 1 < c_.n_layer)
+      be_.add_rmsnorm(x_.data(), xn_.data(), w.layers[size_t(l + 1)].attn_norm, xn_.data(), n, E,
+                      c_.rms_eps);
+    else
+      be_.add(x_.data(), xn_.data(), x_.data(), n * E);
   }
 }
 

@@ -251,6 +251,12 @@ class CudaBackend final : public Backend {
                   rows, dim, eps, stream_);
     launched("rmsnorm");
   }
+  void add_rmsnorm(float* x, const float* d, const float* w, float* out, int64_t rows,
+                   int64_t dim, float eps) override {
+    cuda::add_rmsnorm(x, d, static_cast<const float*>(cuda::device_weights(w, size_t(dim) * 4)),
+                      out, rows, dim, eps, stream_);
+    launched("add_rmsnorm");
+  }
   void rope_table(const RopeFreqs& freqs, const int32_t* pos, int64_t n, float* cos,
                   float* sin) override {
     // The angles as on the CPU (core/rope.h: f32 angle, cos/sin in double).

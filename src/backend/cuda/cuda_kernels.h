@@ -18,6 +18,9 @@ void embed(DType t, const void* table, size_t row_bytes, const int32_t* ids, int
            int64_t cols, float* out, cudaStream_t s);
 void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim, float eps,
              cudaStream_t s);
+// x += d, then out = rmsnorm(x) (one launch where rows fit the fast kernel).
+void add_rmsnorm(float* x, const float* d, const float* w, float* out, int64_t rows, int64_t dim,
+                 float eps, cudaStream_t s);
 // x [n, n_heads, head_dim] rotated by the table rows cos/sin [n, head_dim/2].
 void rope(float* x, int64_t n, int64_t n_heads, int64_t head_dim, const float* cos,
           const float* sin, bool neox, cudaStream_t s);
