@@ -16,5 +16,7 @@ T0=$(date +%s)
 echo "model made in $(( $(date +%s) - T0 )) s"
 KV="$W/bin/kvsieve"
 timeout 150 "$KV" bench -m $M --device cuda -p 16 -n 64 -d 0,8192,32768 -r 3 --kv-type bf16 -b 2048 2>&1 | grep decode
-timeout 180 ncu --clock-control none --kernel-name regex:"attention_group|attention_merge|rmsnorm|rope|add|swiglu|kv_append" --metrics gpu__time_duration.sum --print-summary per-kernel "$KV" bench -m $M --device cuda -p 16 -n 2 -d 32768 -r 1 --kv-type bf16 -b 2048 > $OUT/ncu.txt 2>&1
+timeout 120 "$KV" run -m $M --device cuda --ids $M/ids_32768.npy -n 64 --ignore-eos --kv-type bf16 -b 2048 --kv snapkv --kv-budget 1024 2>&1 | grep -v "^$" | tail -4
+timeout 100 "$KV" bench -m $M --device cuda -p 8192,32768 -n 1 -d 0 -r 2 --kv-type bf16 -b 2048 2>&1 | grep prefill
+timeout 180 ncu --clock-control none --kernel-name regex:"attention_merge|rmsnorm|rope|add|swiglu|kv_append" --metrics gpu__time_duration.sum --print-summary per-kernel "$KV" bench -m $M --device cuda -p 16 -n 2 -d 1024 -r 1 --kv-type bf16 -b 2048 > $OUT/ncu.txt 2>&1
 echo "ncu rc $?"; grep -v "^==PROF==" $OUT/ncu.txt | grep -E "^  [a-z]|duration" | sed 's/(const.*) (/ (/' | tail -40

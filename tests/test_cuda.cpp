@@ -314,6 +314,62 @@ TEST(Cuda, DecodeAttentionOfEveryGroupWidthMatchesTheCpu) {
       }
 }
 
+// The rows a cut keeps, chosen on the GPU, are the CPU's exactly: scores
+// with many ties (a few distinct values), NaN, -0 and +0, -inf; heads of
+// different lengths (one of 70K rows: several radix passes over many
+// blocks of the scan), budgets that keep everything, only the protected
+// rows, or some of the rest; and an impossible budget refused with the
+// CPU's message.
+TEST(Cuda, SelectRowsIsTheCpusRule) {
+  KVSIEVE_REQUIRE_GPU();
+  auto cpu = make_backend(DeviceKind::kCpu, 2);
+  auto gpu = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
+  std::mt19937 rng(9);
+  const int64_t ld = 70000, n_heads = 6, sinks = 4, window = 16;
+  const int64_t rows[n_heads] = {70000, 5000, 300, 20, 1000, 2048};
+  const int64_t budget[n_heads] = {4096, 5000, 21, 50, 20, 100};
+  std::vector<float> scores(size_t(n_heads * ld));
+  const float special[] = {std::nanf(""), -0.0f, 0.0f, -INFINITY, INFINITY, 1e-30f, -1e-30f};
+  for (int64_t h = 0; h < n_heads; ++h)
+    for (int64_t j = 0; j < ld; ++j) {
+      const uint32_t r = rng();
+      float x = float(r % 7) * 0.25f - 0.5f;  // few values: ties everywhere
+      if (h == 1) x = std::ldexp(float(r % 1000), -int(r % 40));  // many distinct values
+      if (r % 97 == 0) x = special[(r >> 8) % 7];
+      scores[size_t(h * ld + j)] = x;
+    }
+  std::vector<int64_t> off(n_heads + 1, 0);
+  for (int64_t h = 0; h < n_heads; ++h) off[size_t(h + 1)] = off[size_t(h)] + std::min(rows[h], budget[h]);
+  auto run = [&](Backend& be) {
+    DeviceArray<float> ds(be, int64_t(scores.size()));
+    DeviceArray<int64_t> idx(be, off.back());
+    be.upload(ds.data(), scores.data(), scores.size() * 4);
+    be.select_rows(ds.data(), n_heads, ld, rows, budget, sinks, window, idx.data(), off.data());
+    std::vector<int64_t> out(size_t(off.back()));
+    be.download(out.data(), idx.data(), out.size() * 8);
+    return out;
+  };
+  const std::vector<int64_t> want = run(*cpu), got = run(*gpu);
+  for (int64_t h = 0; h < n_heads; ++h) {
+    const std::vector<int64_t> w(want.begin() + off[size_t(h)], want.begin() + off[size_t(h + 1)]);
+    const std::vector<int64_t> g(got.begin() + off[size_t(h)], got.begin() + off[size_t(h + 1)]);
+    EXPECT_EQ(g, w) << "head " << h << ": " << rows[h] << " rows, budget " << budget[h];
+  }
+  const int64_t bad_budget[1] = {10}, one_row[1] = {100}, bad_off[2] = {0, 10};
+  DeviceArray<float> ds(*gpu, 100);
+  DeviceArray<int64_t> idx(*gpu, 10);
+  gpu->zero(ds.data(), ds.bytes());
+  EXPECT_THROW(
+      try {
+        gpu->select_rows(ds.data(), 1, 100, one_row, bad_budget, sinks, window, idx.data(), bad_off);
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot hold the 20 protected ones"), std::string::npos)
+            << e.what();
+        throw;
+      },
+      Error);
+}
+
 // matmul_many (one launch for the 16-bit weights of a layer's Q, K and V in
 // decode; x rounded once for all of them in a prefill chunk) gives exactly
 // what separate matmuls give, with and without biases, for 16-bit weights

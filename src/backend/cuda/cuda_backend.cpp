@@ -412,23 +412,31 @@ class CudaBackend final : public Backend {
     cuda::reduce_groups(in, out, n_out, group, ld, d_rows, reduce_code(how), most, stream_);
     launched("reduce groups");
   }
-  // The selection runs on the host for now, with the CPU's code and tie
-  // rule: the scores come down, the indices go back up.
+  // The selection runs on the GPU (cuda_select.cu) with the CPU's rule; the
+  // budgets are checked here first, with the CPU's message.
   void select_rows(const float* scores, int64_t n_heads, int64_t ld, const int64_t* rows,
                    const int64_t* budget, int64_t sinks, int64_t window, int64_t* out,
                    const int64_t* off) override {
-    std::vector<float> host(size_t(n_heads * ld));
-    download(host.data(), scores, host.size() * sizeof(float));
-    std::vector<int64_t> idx(size_t(off[n_heads]));
+    const Protect prot{sinks, window};
     for (int64_t h = 0; h < n_heads; ++h) {
-      const std::vector<int64_t> keep =
-          kvsieve::select_rows(host.data() + h * ld, rows[h], budget[h], Protect{sinks, window});
-      check(int64_t(keep.size()) == off[h + 1] - off[h], "select: {} rows kept, {} expected",
-            keep.size(), off[h + 1] - off[h]);
-      std::copy(keep.begin(), keep.end(), idx.begin() + off[h]);
+      check(budget[h] >= 0, "budget must not be negative");
+      if (budget[h] < rows[h])
+        check(protected_count(rows[h], prot) <= budget[h],
+              "a budget of {} tokens cannot hold the {} protected ones (sinks {} + window {})",
+              budget[h], protected_count(rows[h], prot), sinks, window);
+      check(off[h + 1] - off[h] == std::min(budget[h], rows[h]),
+            "select: {} rows kept, {} expected", off[h + 1] - off[h], std::min(budget[h], rows[h]));
     }
-    upload(out, idx.data(), idx.size() * sizeof(int64_t));
-    synchronize();  // idx is a local: the copy must be done before it goes
+    Staging st(*this);
+    const size_t h_rows = st.add(rows, n_heads), h_budget = st.add(budget, n_heads),
+                 h_off = st.add(off, n_heads + 1);
+    st.send();
+    cuda::SelectHeads heads;
+    heads.rows = st.at<int64_t>(h_rows);
+    heads.budget = st.at<int64_t>(h_budget);
+    heads.off = st.at<int64_t>(h_off);
+    cuda::select_rows(scores, n_heads, ld, heads, sinks, window, out, stream_);
+    launched("select rows");
   }
 
  private:

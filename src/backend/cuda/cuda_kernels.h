@@ -115,6 +115,18 @@ void probe_reduce(const float* p, int64_t n_probe, int64_t n_head, int64_t p_ld,
                   const int64_t* rows, int64_t group, int how, float* out, int64_t ld,
                   cudaStream_t s);
 
+// ---- the rows a cut keeps (cuda_select.cu)
+struct SelectHeads {
+  const int64_t* rows = nullptr;    // [n_heads] rows of each head
+  const int64_t* budget = nullptr;  // [n_heads] rows to keep (>= the protected ones, or >= rows)
+  const int64_t* off = nullptr;     // [n_heads + 1] where each head's indices go in out
+};
+// Backend::select_rows: per head h of scores [n_heads, ld], the increasing
+// indices of the rows kept (the first sinks and last window rows, then the
+// best scores; ties: the earlier row; NaN last) at out[off[h] ..].
+void select_rows(const float* scores, int64_t n_heads, int64_t ld, const SelectHeads& heads,
+                 int64_t sinks, int64_t window, int64_t* out, cudaStream_t s);
+
 // ---- the KV store and the eviction pipeline (cuda_kv_ops.cu)
 // k, v [n, n_head_kv, head_dim] f32 into rows rows[s] .. of every stored head.
 // And their positions (pos [n], or kv.q_pos_inline when null) into kv.pos.
