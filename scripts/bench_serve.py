@@ -13,6 +13,7 @@ Needs the OpenAI client (scripts/serve_pyenv.sh makes build/pyenv)."""
 import argparse
 import concurrent.futures
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -76,7 +77,7 @@ def pct(xs, p):
 
 
 def run_level(args, clients, kv):
-    s = Server(args.binary, args.model, "--parallel", max(clients, 1), "--max-queue", 4 * clients + 4,
+    s = Server(args.binary, args.model, *args.server_args, "--parallel", max(clients, 1), "--max-queue", 4 * clients + 4,
                "--max-tokens", args.max_tokens, "--ctx-size", args.prompt_tokens + args.max_tokens + 256,
                "--max-body-bytes", 8 << 20, "--timeout", 3600)
     try:
@@ -110,7 +111,7 @@ def run_level(args, clients, kv):
 
 def sessions_that_fit(args, kv):
     """Peak live sessions when 64 clients at once ask in --kv-memory."""
-    s = Server(args.binary, args.model, "--parallel", 256, "--max-queue", 256, "--kv-memory", args.kv_memory,
+    s = Server(args.binary, args.model, *args.server_args, "--parallel", 256, "--max-queue", 256, "--kv-memory", args.kv_memory,
                "--max-tokens", args.fit_tokens, "--ctx-size", args.prompt_tokens + args.fit_tokens + 256,
                "--max-body-bytes", 8 << 20, "--timeout", 3600)
     try:
@@ -140,6 +141,8 @@ def main():
     ap.add_argument("--fit-clients", type=int, default=64)
     ap.add_argument("--fit-tokens", type=int, default=64)
     ap.add_argument("--skip-fit", action="store_true")
+    ap.add_argument("--server-args", default="", type=shlex.split,
+                    help='more options for kvsieve serve, e.g. "--device cuda --kv-type bf16"')
     args = ap.parse_args()
     print("| clients | kv | prompt tokens | wall s | gen tok/s | prompt tok/s | TTFT p50 / p99 s | per token p50 / p99 ms | mean batch | peak RSS MiB | failed | lost |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

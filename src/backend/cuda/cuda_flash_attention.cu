@@ -3,7 +3,8 @@
 // It uses the mma.sync instruction, whose register layouts the PTX ISA
 // documents, so scores, probabilities and output stay in registers (a first
 // version on wmma, whose fragments are opaque, had to rescale O in shared
-// memory). A block takes 64 queries of one head, 16 per warp; per step
+// memory). A block takes 128 queries of one head (64 with
+// KVSIEVE_FLASH_BM=64, to compare), 16 per warp; per step
 // of 64 cached rows (K and V staged in shared memory):
 //   S = Q·Kᵀ (m16n8k16, f32 accumulation; Q in registers for the whole run),
 //   mask, online softmax in f32 on S's registers (log2 units, exp2),
@@ -15,6 +16,8 @@
 // each 8-wide tile. Rows a query may not see (pos > its position, or past
 // the head's count) get probability 0; a step that no query of a warp sees
 // is skipped by that warp.
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "backend/cuda/cuda_common.cuh"
@@ -23,9 +26,7 @@
 namespace kvsieve::cuda {
 namespace {
 
-constexpr int kBM = 64;   // queries per block
 constexpr int kBN = 64;   // cached rows per step
-constexpr int kWarps = kBM / 16;
 constexpr float kLog2e = 1.4426950408889634f;
 
 template <typename T>
@@ -70,16 +71,41 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t& r0, uint32_t& r1, ui
                : "r"(addr));
 }
 
-template <typename T, int HD>
-__global__ void __launch_bounds__(kWarps * 32)
+// 16 bytes global -> shared without a register stop (cp.async); src_bytes 0
+// writes zeros and reads nothing.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+template <int HD>
+constexpr size_t flash_smem_bytes(bool pipe) {
+  return size_t(pipe ? 2 : 1) * 2 * kBN * (HD + 8) * 2;
+}
+
+// kBM queries per block (16 per warp): 128 halves the K and V staged per
+// query against 64. kPipe: two K/V buffers, the next step's rows copied in
+// (cp.async) while this step's are used; else one, loaded, then used.
+// Shared memory: flash_smem_bytes (dynamic).
+template <typename T, int HD, int kBM, bool kPipe>
+__global__ void __launch_bounds__(kBM / 16 * 32)
     flash_mma_kernel(KvDev kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
                      float* out, float* m_out, float* l_out) {
   constexpr int kLd = HD + 8;  // shared row in T: 16 bytes of padding against bank conflicts
   constexpr int kKT = HD / 16, kNT = HD / 8, kST = kBN / 8;
-  __shared__ __align__(16) T Ks[kBN * kLd];
-  __shared__ __align__(16) T Vs[kBN * kLd];
+  extern __shared__ __align__(16) uint8_t flash_smem[];
+  T* const Kbuf = reinterpret_cast<T*>(flash_smem);  // [kPipe ? 2 : 1][kBN * kLd]
+  T* const Vbuf = Kbuf + (kPipe ? 2 : 1) * kBN * kLd;
 
-  const int64_t h = blockIdx.y, t0 = int64_t(blockIdx.x) * kBM;
+  // The last query tiles see the most rows: they go first, so the grid does
+  // not end on a few long blocks.
+  const int64_t h = blockIdx.y, t0 = int64_t(gridDim.x - 1 - blockIdx.x) * kBM;
   const int64_t s = h / (n_head / kv.n_stored);
   const int32_t* pos = kv.pos + s * kv.capacity;
   const int64_t rows = kv_rows(kv, s);
@@ -118,96 +144,128 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int i = 0; i < kNT; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;  // l: this lane's share
 
-  for (int j0 = 0; j0 < j_end; j0 += kBN) {
-    __syncthreads();  // every warp is done with the previous K and V
-    constexpr int kPerRow = HD / 8;  // 16-byte loads
+  constexpr int kPerRow = HD / 8;  // 16-byte pieces of a row
+  // Rows [j0, j0 + kBN) into buffer b (rows past the head: zeros, never NaN).
+  auto stage = [&](int j0, int b) {
+    T* Kd = Kbuf + b * kBN * kLd;
+    T* Vd = Vbuf + b * kBN * kLd;
     for (int i = tid; i < kBN * kPerRow; i += blockDim.x) {
       const int r = i / kPerRow, d = (i % kPerRow) * 8;
-      uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;  // rows past the head: zeros, never NaN
-      if (j0 + r < rows) {
-        kk = *reinterpret_cast<const uint4*>(K + size_t(j0 + r) * HD + d);
-        vv = *reinterpret_cast<const uint4*>(V + size_t(j0 + r) * HD + d);
+      const bool in = j0 + r < rows;
+      const size_t at = size_t(in ? j0 + r : 0) * HD + d;
+      if constexpr (kPipe) {
+        cp_async16(Kd + r * kLd + d, K + at, in ? 16 : 0);
+        cp_async16(Vd + r * kLd + d, V + at, in ? 16 : 0);
+      } else {
+        uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
+        if (in) {
+          kk = *reinterpret_cast<const uint4*>(K + at);
+          vv = *reinterpret_cast<const uint4*>(V + at);
+        }
+        *reinterpret_cast<uint4*>(Kd + r * kLd + d) = kk;
+        *reinterpret_cast<uint4*>(Vd + r * kLd + d) = vv;
       }
-      *reinterpret_cast<uint4*>(Ks + r * kLd + d) = kk;
-      *reinterpret_cast<uint4*>(Vs + r * kLd + d) = vv;
     }
-    __syncthreads();
-    if (!__any_sync(0xffffffffu, seen_a > j0 || seen_b > j0)) continue;
-
-    float sc[kST][4];
+    if constexpr (kPipe) cp_async_commit();
+  };
+  if constexpr (kPipe) {
+    if (j_end > 0) stage(0, 0);
+  }
+  for (int j0 = 0, step = 0; j0 < j_end; j0 += kBN, ++step) {
+    const int b = kPipe ? step & 1 : 0;
+    if constexpr (kPipe) {
+      if (j0 + kBN < j_end) {
+        stage(j0 + kBN, b ^ 1);  // the buffer the previous step used: every warp left it
+        cp_async_wait<1>();      // this step's rows are in
+      } else {
+        cp_async_wait<0>();
+      }
+      __syncthreads();
+    } else {
+      __syncthreads();  // every warp is done with the previous K and V
+      stage(j0, 0);
+      __syncthreads();
+    }
+    const T* Ks = Kbuf + b * kBN * kLd;
+    const T* Vs = Vbuf + b * kBN * kLd;
+    const bool any = __any_sync(0xffffffffu, seen_a > j0 || seen_b > j0);
+    if (any) {
+      float sc[kST][4];
 #pragma unroll
-    for (int i = 0; i < kST; ++i) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.0f;
+      for (int i = 0; i < kST; ++i) sc[i][0] = sc[i][1] = sc[i][2] = sc[i][3] = 0.0f;
 #pragma unroll
-    for (int kt = 0; kt < kKT; ++kt) {
+      for (int kt = 0; kt < kKT; ++kt) {
+#pragma unroll
+        for (int nt = 0; nt < kST; ++nt) {
+          // B = Kᵀ: the lane's pairs are K[row nt*8 + g][dims 2c, 2c+1 (+8)].
+          const T* kr = Ks + (nt * 8 + g) * kLd + kt * 16 + 2 * c;
+          mma16816<T>(sc[nt], qf[kt], *reinterpret_cast<const uint32_t*>(kr),
+                      *reinterpret_cast<const uint32_t*>(kr + 8));
+        }
+      }
+      float mx_a = -INFINITY, mx_b = -INFINITY;
 #pragma unroll
       for (int nt = 0; nt < kST; ++nt) {
-        // B = Kᵀ: the lane's pairs are K[row nt*8 + g][dims 2c, 2c+1 (+8)].
-        const T* kr = Ks + (nt * 8 + g) * kLd + kt * 16 + 2 * c;
-        mma16816<T>(sc[nt], qf[kt], *reinterpret_cast<const uint32_t*>(kr),
-                    *reinterpret_cast<const uint32_t*>(kr + 8));
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int j = j0 + nt * 8 + 2 * c + e;
+          if (j >= seen_a) sc[nt][e] = -INFINITY;
+          if (j >= seen_b) sc[nt][2 + e] = -INFINITY;
+          mx_a = fmaxf(mx_a, sc[nt][e]);
+          mx_b = fmaxf(mx_b, sc[nt][2 + e]);
+        }
       }
-    }
-    float mx_a = -INFINITY, mx_b = -INFINITY;
+      // The 4 lanes of a row group hold its 64 columns.
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+      const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+      // A row that has seen nothing yet keeps m = -inf, l = 0 and O = 0.
+      const float corr_a = m_a == -INFINITY ? 0.0f : exp2f(m_a - mn_a);
+      const float corr_b = m_b == -INFINITY ? 0.0f : exp2f(m_b - mn_b);
+      m_a = mn_a;
+      m_b = mn_b;
+      float sum_a = 0.0f, sum_b = 0.0f;
 #pragma unroll
-    for (int nt = 0; nt < kST; ++nt) {
+      for (int nt = 0; nt < kST; ++nt) {
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int j = j0 + nt * 8 + 2 * c + e;
-        if (j >= seen_a) sc[nt][e] = -INFINITY;
-        if (j >= seen_b) sc[nt][2 + e] = -INFINITY;
-        mx_a = fmaxf(mx_a, sc[nt][e]);
-        mx_b = fmaxf(mx_b, sc[nt][2 + e]);
+        for (int e = 0; e < 2; ++e) {
+          sc[nt][e] = mn_a == -INFINITY ? 0.0f : exp2f(sc[nt][e] - mn_a);
+          sc[nt][2 + e] = mn_b == -INFINITY ? 0.0f : exp2f(sc[nt][2 + e] - mn_b);
+          sum_a += sc[nt][e];
+          sum_b += sc[nt][2 + e];
+        }
       }
-    }
-    // The 4 lanes of a row group hold its 64 columns.
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-    const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-    // A row that has seen nothing yet keeps m = -inf, l = 0 and O = 0.
-    const float corr_a = m_a == -INFINITY ? 0.0f : exp2f(m_a - mn_a);
-    const float corr_b = m_b == -INFINITY ? 0.0f : exp2f(m_b - mn_b);
-    m_a = mn_a;
-    m_b = mn_b;
-    float sum_a = 0.0f, sum_b = 0.0f;
+      l_a = l_a * corr_a + sum_a;
+      l_b = l_b * corr_b + sum_b;
 #pragma unroll
-    for (int nt = 0; nt < kST; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        sc[nt][e] = mn_a == -INFINITY ? 0.0f : exp2f(sc[nt][e] - mn_a);
-        sc[nt][2 + e] = mn_b == -INFINITY ? 0.0f : exp2f(sc[nt][2 + e] - mn_b);
-        sum_a += sc[nt][e];
-        sum_b += sc[nt][2 + e];
+      for (int i = 0; i < kNT; ++i) {
+        o[i][0] *= corr_a;
+        o[i][1] *= corr_a;
+        o[i][2] *= corr_b;
+        o[i][3] *= corr_b;
       }
-    }
-    l_a = l_a * corr_a + sum_a;
-    l_b = l_b * corr_b + sum_b;
+      // O += P·V over 16 rows at a time; P's A fragment is two S tiles.
+      const int mi = lane / 8, ri = lane % 8;
 #pragma unroll
-    for (int i = 0; i < kNT; ++i) {
-      o[i][0] *= corr_a;
-      o[i][1] *= corr_a;
-      o[i][2] *= corr_b;
-      o[i][3] *= corr_b;
-    }
-    // O += P·V over 16 rows at a time; P's A fragment is two S tiles.
-    const int mi = lane / 8, ri = lane % 8;
+      for (int kk = 0; kk < kBN / 16; ++kk) {
+        const uint32_t pa[4] = {pack2<T>(sc[2 * kk][0], sc[2 * kk][1]),
+                                pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
+                                pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
+                                pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+        // Matrix mi: rows kk*16 + (mi & 1)*8 .., dims np*16 + (mi >> 1)*8 ..
+        const T* vrow = Vs + (kk * 16 + (mi & 1) * 8 + ri) * kLd + (mi >> 1) * 8;
 #pragma unroll
-    for (int kk = 0; kk < kBN / 16; ++kk) {
-      const uint32_t pa[4] = {pack2<T>(sc[2 * kk][0], sc[2 * kk][1]),
-                              pack2<T>(sc[2 * kk][2], sc[2 * kk][3]),
-                              pack2<T>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]),
-                              pack2<T>(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
-      // Matrix mi: rows kk*16 + (mi & 1)*8 .., dims np*16 + (mi >> 1)*8 ..
-      const T* vrow = Vs + (kk * 16 + (mi & 1) * 8 + ri) * kLd + (mi >> 1) * 8;
-#pragma unroll
-      for (int np = 0; np < kNT / 2; ++np) {
-        uint32_t b0, b1, b2, b3;
-        ldmatrix_x4_trans(b0, b1, b2, b3, vrow + np * 16);
-        mma16816<T>(o[2 * np], pa, b0, b1);
-        mma16816<T>(o[2 * np + 1], pa, b2, b3);
+        for (int np = 0; np < kNT / 2; ++np) {
+          uint32_t b0, b1, b2, b3;
+          ldmatrix_x4_trans(b0, b1, b2, b3, vrow + np * 16);
+          mma16816<T>(o[2 * np], pa, b0, b1);
+          mma16816<T>(o[2 * np + 1], pa, b2, b3);
+        }
       }
-    }
+    }  // any
+    if constexpr (kPipe) __syncthreads();  // buffer b is refilled by the next step's stage
   }
 
   l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
@@ -240,8 +298,27 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <typename T, int HD>
 void launch(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
             float* out, float* m_out, float* l_out, cudaStream_t s) {
-  const dim3 grid(unsigned(ceil_div(n, kBM)), unsigned(n_head));
-  flash_mma_kernel<T, HD><<<grid, kWarps * 32, 0, s>>>(kv, q, q_pos, n, n_head, out, m_out, l_out);
+  // KVSIEVE_FLASH: "64" / "128" (queries per block, one buffer) or "128p"
+  // (two buffers, cp.async); for comparing them.
+  static const int variant = [] {
+    const char* e = std::getenv("KVSIEVE_FLASH");
+    const std::string v = e ? e : "128p";
+    return v == "64" ? 0 : v == "128" ? 1 : 2;
+  }();
+  static const bool opted_in = [] {  // over 48 KiB of shared memory must be asked for
+    return cudaFuncSetAttribute(flash_mma_kernel<T, HD, 128, true>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                int(flash_smem_bytes<HD>(true))) == cudaSuccess;
+  }();
+  (void)opted_in;  // a refusal shows as the launch's error
+  auto go = [&](auto kernel, int bm, bool pipe) {
+    const size_t smem = flash_smem_bytes<HD>(pipe);
+    const dim3 grid(unsigned(ceil_div(n, bm)), unsigned(n_head));
+    kernel<<<grid, bm / 16 * 32, smem, s>>>(kv, q, q_pos, n, n_head, out, m_out, l_out);
+  };
+  if (variant == 0) go(flash_mma_kernel<T, HD, 64, false>, 64, false);
+  else if (variant == 1) go(flash_mma_kernel<T, HD, 128, false>, 128, false);
+  else go(flash_mma_kernel<T, HD, 128, true>, 128, true);
 }
 
 }  // namespace
