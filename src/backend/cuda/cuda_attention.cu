@@ -73,9 +73,11 @@ __global__ void attention_split_kernel(KvDev kv, const float* q, const int32_t* 
   }
 }
 
-// Decode attention grouped by stored head: one warp per (query t, stored
-// head s, split) attends with all the query heads that share s (up to GP of
-// them), so K and V are read once per group, not once per query head. Lane i
+// Decode attention grouped by stored head: one block per (query t, stored
+// head s, split), its 4 warps taking a quarter of the split's rows each,
+// attends with all the query heads that share s (up to GP of them), so K
+// and V are read once per group, not once per query head; the warps' states
+// are merged in shared memory, so a block writes one partial. Lane i
 // holds dims [KL·i, KL·i + KL) of each query and of each output (head_dim =
 // 32·KL); T is the stored element (float, or the uint16_t bits of f16 / bf16
 // as kBf16 says). Rows go R at a time (K and V of the R rows loaded together,
@@ -152,15 +154,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   constexpr int SEG = R * LPV;              // lanes holding one head's R scores
   __shared__ __align__(16) float probs[kWarpsPerBlock][32];
   __shared__ float corrs[kWarpsPerBlock][GP];
+  __shared__ float w_m[kWarpsPerBlock][GP], w_l[kWarpsPerBlock][GP];
+  __shared__ float w_acc[kWarpsPerBlock][GP][HD];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t gw = blockIdx.x * int64_t(kWarpsPerBlock) + warp;
-  if (gw >= n * kv.n_stored * n_split) return;  // whole warps only: no block barrier below
-  const int64_t item = gw / n_split, split = gw % n_split;
+  const int64_t item = blockIdx.x / n_split, split = blockIdx.x % n_split;
+  if (item >= n * kv.n_stored) return;  // the whole block
   const int64_t t = item / kv.n_stored, s = item % kv.n_stored;
   const int group = int(n_head / kv.n_stored);
   const int64_t seen = visible(kv.pos + s * kv.capacity, kv_rows(kv, s), query_pos(kv, q_pos, t));
-  const int64_t chunk = ceil_div(ceil_div(seen, n_split), R) * R;
-  const int64_t j0 = min(seen, split * chunk), j1 = min(seen, j0 + chunk);
+  // The block's rows [b0, b1), a quarter to each warp.
+  const int64_t chunk = ceil_div(ceil_div(seen, n_split), kWarpsPerBlock * R) * (kWarpsPerBlock * R);
+  const int64_t b0 = min(seen, split * chunk), b1 = min(seen, b0 + chunk);
+  const int64_t per_warp = chunk / kWarpsPerBlock;
+  const int64_t j0 = min(b1, b0 + warp * per_warp), j1 = min(b1, j0 + per_warp);
   const float scale = 1.0f / sqrtf(float(HD));
 
   float qr[GP][KL], acc[GP][KL];
@@ -235,18 +241,34 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
     __syncwarp();  // probs and corrs are rewritten by the next step
   }
+  // The four warps' states meet in shared memory: one partial per block.
+  if (lane % SEG == 0) {
+    w_m[warp][my_g] = m;
+    w_l[warp][my_g] = l;
+  }
 #pragma unroll
-  for (int g = 0; g < GP; ++g) {
-    if (g >= group) break;
-    const float mg = __shfl_sync(0xffffffffu, m, g * SEG);
-    const float lg = __shfl_sync(0xffffffffu, l, g * SEG);
-    float* o = part + ((t * n_head + s * group + g) * n_split + split) * (HD + 2);
-    if (lane == 0) {
-      o[0] = mg;
-      o[1] = lg;
+  for (int g = 0; g < GP; ++g)
+#pragma unroll
+    for (int i = 0; i < KL; ++i) w_acc[warp][g][lane * KL + i] = acc[g][i];
+  __syncthreads();
+  for (int e = threadIdx.x; e < group * HD; e += blockDim.x) {
+    const int g = e / HD, d = e % HD;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) M = fmaxf(M, w_m[w][g]);
+    float L = 0.0f, a = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarpsPerBlock; ++w) {
+      const float f = w_m[w][g] == -INFINITY ? 0.0f : expf(w_m[w][g] - M);  // a warp that saw nothing: 0
+      L += w_l[w][g] * f;
+      a += w_acc[w][g][d] * f;
     }
-#pragma unroll
-    for (int i = 0; i < KL; ++i) o[2 + lane * KL + i] = acc[g][i];
+    float* o = part + ((t * n_head + s * group + g) * n_split + split) * (HD + 2);
+    if (d == 0) {
+      o[0] = M;
+      o[1] = L;
+    }
+    o[2 + d] = a;
   }
 }
 
@@ -397,14 +419,14 @@ int group_width(const KvDev& kv, int64_t n_head) {
 
 int64_t attention_splits(const KvDev& kv, int64_t n, int64_t n_head, int64_t max_rows) {
   // About 2K warps (of 8K resident) fill the GPU's memory pipes when each
-  // has two rows of K and V per query head in flight; fewer than 64 rows per
-  // split cost more to merge than they save. Warps: n · n_stored · splits
-  // for the grouped kernel, n · n_head · splits for the other, whose splits
-  // take at least 256 rows (one row at a time per warp).
+  // has 8 rows of K and V in flight. The grouped kernel's splits are blocks
+  // of 4 warps (n · n_stored · splits blocks) of at least 64 rows per warp
+  // (fewer cost more to merge than they save); the other kernel's splits are
+  // warps (n · n_head · splits) of at least 256 rows (one row at a time).
   const bool grouped = group_width(kv, n_head) > 0;
   const int64_t items = std::max<int64_t>(1, n * (grouped ? kv.n_stored : n_head));
-  const int64_t want = std::min<int64_t>(ceil_div(grouped ? 2048 : 8192, items), 4096);
-  return std::max<int64_t>(1, std::min(want, ceil_div(max_rows, grouped ? 64 : 256)));
+  const int64_t want = std::min<int64_t>(ceil_div(grouped ? 2048 / kWarpsPerBlock : 8192, items), 4096);
+  return std::max<int64_t>(1, std::min(want, ceil_div(max_rows, grouped ? 64 * kWarpsPerBlock : 256)));
 }
 
 void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
@@ -416,7 +438,7 @@ void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
   const bool f32 = kv.type == DType::F32, bf16 = kv.type == DType::BF16;
   const int gp = group_width(kv, n_head);
   if (gp > 0) {
-    const unsigned blocks = unsigned(ceil_div(n * kv.n_stored * n_split, kWarpsPerBlock));
+    const unsigned blocks = unsigned(n * kv.n_stored * n_split);
 #define KVSIEVE_GROUP(T, B, KL, GP)                                                       \
   attention_group_kernel<T, B, KL, GP><<<blocks, threads, 0, s>>>(kv, q, q_pos, n, n_head, \
                                                                   n_split, scratch)
