@@ -349,11 +349,48 @@ __global__ void colsum_kernel(KvDev kv, const float* q, const int32_t* q_pos, in
   colcount[h * ld + j] = cnt;
 }
 
+// q · row j of a head of the store (head_base's layout), summed in dim order
+// like the CPU; a thread reads the row 16 bytes at a time (8 f16/bf16 or 4
+// f32) where the row allows, not one element at a time: a cut's probes read
+// every key of the prompt once per probe and head.
+__device__ __forceinline__ float dot_key_row(const KvDev& kv, const void* K, int64_t j,
+                                             const float* q) {
+  const int64_t hd = kv.head_dim;
+  float dot = 0.0f;
+  if (kv.type == DType::F32 && hd % 4 == 0) {
+    const float4* r = reinterpret_cast<const float4*>(static_cast<const float*>(K) + j * hd);
+    for (int64_t c = 0; c < hd / 4; ++c) {
+      const float4 w = r[c];
+      dot += q[4 * c] * w.x;
+      dot += q[4 * c + 1] * w.y;
+      dot += q[4 * c + 2] * w.z;
+      dot += q[4 * c + 3] * w.w;
+    }
+  } else if (kv.type != DType::F32 && hd % 8 == 0) {
+    const bool bf16 = kv.type == DType::BF16;
+    const uint4* r = reinterpret_cast<const uint4*>(static_cast<const uint16_t*>(K) + j * hd);
+    for (int64_t c = 0; c < hd / 8; ++c) {
+      const uint4 raw = r[c];
+      const uint32_t word[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const uint16_t lo = uint16_t(word[k] & 0xFFFF), hi = uint16_t(word[k] >> 16);
+        dot += q[8 * c + 2 * k] * (bf16 ? bf16_bits_to_f32(lo) : f16_bits_to_f32(lo));
+        dot += q[8 * c + 2 * k + 1] * (bf16 ? bf16_bits_to_f32(hi) : f16_bits_to_f32(hi));
+      }
+    }
+  } else {
+    for (int64_t d = 0; d < hd; ++d) dot += q[d] * load_elem(kv.type, K, j * hd + d);
+  }
+  return dot;
+}
+
 // One block per (probe, head): its scores over the rows it sees and its own
 // keys, one softmax over all of them, zeros elsewhere.
 __global__ void probe_probs_kernel(KvDev kv, const float* q, const int32_t* q_pos, int64_t n_head,
                                    const float* own_k, float* p, int64_t p_ld) {
   __shared__ float red[32];
+  __shared__ float q_s[256];  // head_dim <= 256 (the backend checks)
   const int64_t t = blockIdx.x / n_head, h = blockIdx.x % n_head;
   const int64_t hd = kv.head_dim, s = h / (n_head / kv.n_stored), n_kv = kv.n_stored / kv.repeat;
   const int64_t rows = kv_rows(kv, s);
@@ -363,11 +400,13 @@ __global__ void probe_probs_kernel(KvDev kv, const float* q, const int32_t* q_po
   const void* K = head_base(kv, kv.k, s);
   const float scale = 1.0f / sqrtf(float(hd));
   float* pr = p + (t * n_head + h) * p_ld;
+  for (int64_t d = threadIdx.x; d < hd; d += blockDim.x) q_s[d] = qt[d];
+  __syncthreads();
   float mx = -INFINITY;
   for (int64_t j = threadIdx.x; j < seen + n_own; j += blockDim.x) {
     float dot = 0.0f;
     if (j < seen) {
-      for (int64_t d = 0; d < hd; ++d) dot += qt[d] * load_elem(kv.type, K, j * hd + d);
+      dot = dot_key_row(kv, K, j, q_s);
       pr[j] = dot * scale;
     } else {
       const float* k = own_k + ((j - seen) * n_kv + s / kv.repeat) * hd;

@@ -325,6 +325,8 @@ class CudaBackend final : public Backend {
   void probe_attention(const ProbeAttentionArgs& a) override {
     check(a.n_head % a.kv.n_stored == 0, "probe attention: {} query heads over {} stored heads",
           a.n_head, a.kv.n_stored);
+    check(a.kv.head_dim <= 256, "CUDA probe attention: head_dim {} > 256 is not supported",
+          a.kv.head_dim);
     if (a.n_probe <= 0) {
       if (a.out) zero(a.out, size_t(a.n_head * a.ld) * sizeof(float));
       return;
