@@ -153,6 +153,40 @@ TEST(Cuda, TensorProductsEqualTheCpusOnRoundedOperands) {
   forget_device_weights(bias.data());
 }
 
+// One layer's cache (K and V as raw bytes of its type, positions) and the
+// queries uploaded to a backend, with the AttentionArgs over them; row
+// counts and query positions stay on the host, as the KV store passes them.
+struct AttentionCase {
+  DeviceArray<uint8_t> k, v;
+  DeviceArray<int32_t> pos;
+  DeviceArray<float> q, out;
+  AttentionArgs a;
+  AttentionCase(Backend& be, DType type, const void* k_host, const void* v_host, size_t kv_bytes,
+                const std::vector<int32_t>& pos_host, const int64_t* rows, int64_t n_stored,
+                int64_t capacity, int64_t hd, const std::vector<float>& q_host,
+                const int32_t* q_pos, int64_t n, int64_t n_head)
+      : k(be, int64_t(kv_bytes)), v(be, int64_t(kv_bytes)), pos(be, int64_t(pos_host.size())),
+        q(be, int64_t(q_host.size())), out(be, int64_t(q_host.size())) {
+    be.upload(k.data(), k_host, kv_bytes);
+    be.upload(v.data(), v_host, kv_bytes);
+    be.upload(pos.data(), pos_host.data(), pos_host.size() * 4);
+    be.upload(q.data(), q_host.data(), q_host.size() * 4);
+    a.kv.type = type;
+    a.kv.k = k.data();
+    a.kv.v = v.data();
+    a.kv.pos = pos.data();
+    a.kv.rows = rows;
+    a.kv.n_stored = n_stored;
+    a.kv.capacity = capacity;
+    a.kv.head_dim = hd;
+    a.q = q.data();
+    a.q_pos = q_pos;
+    a.n = n;
+    a.n_head = n_head;
+    a.out = out.data();
+  }
+};
+
 // Attention over a 16-bit cache against the CPU's f32 attention over the
 // same cache: ragged heads (as after a cut: gaps in positions, different row
 // counts, rows past a query's position), H2O's column sums, head_dim 64 and
@@ -190,37 +224,19 @@ TEST(Cuda, AttentionOverA16BitCacheMatchesTheCpu) {
       auto run = [&](Backend& be, int64_t n, const std::vector<float>& q) {
         std::vector<int32_t> q_pos(static_cast<size_t>(n));
         for (int64_t t = 0; t < n; ++t) q_pos[size_t(t)] = int32_t(650 - n + t);
-        DeviceArray<uint16_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
-        DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
-        DeviceArray<float> dq(be, int64_t(q.size())), dout(be, int64_t(q.size()));
+        AttentionCase c(be, type, k.data(), v.data(), k.size() * 2, pos, rows, n_stored, capacity,
+                        hd, q, q_pos.data(), n, n_head);
         DeviceArray<float> dsum(be, n_head * ld), dcnt(be, n_head * ld);
-        be.upload(dk.data(), k.data(), k.size() * 2);
-        be.upload(dv.data(), v.data(), v.size() * 2);
-        be.upload(dpos.data(), pos.data(), pos.size() * 4);
-        be.upload(dq.data(), q.data(), q.size() * 4);
         be.zero(dsum.data(), dsum.bytes());
         be.zero(dcnt.data(), dcnt.bytes());
-        AttentionArgs a;
-        a.kv.type = type;
-        a.kv.k = dk.data();
-        a.kv.v = dv.data();
-        a.kv.pos = dpos.data();
-        a.kv.rows = rows;
-        a.kv.n_stored = n_stored;
-        a.kv.capacity = capacity;
-        a.kv.head_dim = hd;
-        a.q = dq.data();
-        a.q_pos = q_pos.data();
-        a.n = n;
-        a.n_head = n_head;
-        a.out = dout.data();
+        AttentionArgs& a = c.a;
         a.colsum = dsum.data();
         a.colcount = dcnt.data();
         a.ld = ld;
         be.attention(a);
         Out o{std::vector<float>(q.size()), std::vector<float>(size_t(n_head * ld)),
               std::vector<float>(size_t(n_head * ld))};
-        be.download(o.out.data(), dout.data(), dout.bytes());
+        be.download(o.out.data(), c.out.data(), c.out.bytes());
         be.download(o.colsum.data(), dsum.data(), dsum.bytes());
         be.download(o.colcount.data(), dcnt.data(), dcnt.bytes());
         return o;
@@ -282,30 +298,11 @@ TEST(Cuda, DecodeAttentionOfEveryGroupWidthMatchesTheCpu) {
         // Positions 1500, 1999 and 2100: the first sees 3/4 of head 0.
         const int32_t q_pos[3] = {1500, 1999, 2100};
         auto run = [&](Backend& be) {
-          DeviceArray<uint8_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
-          DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
-          DeviceArray<float> dq(be, int64_t(q.size())), dout(be, int64_t(q.size()));
-          be.upload(dk.data(), k.data(), k.size());
-          be.upload(dv.data(), v.data(), v.size());
-          be.upload(dpos.data(), pos.data(), pos.size() * 4);
-          be.upload(dq.data(), q.data(), q.size() * 4);
-          AttentionArgs a;
-          a.kv.type = type;
-          a.kv.k = dk.data();
-          a.kv.v = dv.data();
-          a.kv.pos = dpos.data();
-          a.kv.rows = rows;
-          a.kv.n_stored = n_stored;
-          a.kv.capacity = capacity;
-          a.kv.head_dim = hd;
-          a.q = dq.data();
-          a.q_pos = q_pos;
-          a.n = n;
-          a.n_head = n_head;
-          a.out = dout.data();
-          be.attention(a);
+          AttentionCase c(be, type, k.data(), v.data(), k.size(), pos, rows, n_stored, capacity, hd,
+                          q, q_pos, n, n_head);
+          be.attention(c.a);
           std::vector<float> out(q.size());
-          be.download(out.data(), dout.data(), dout.bytes());
+          be.download(out.data(), c.out.data(), c.out.bytes());
           return out;
         };
         const std::vector<float> want = run(*cpu), got = run(*gpu);
