@@ -367,7 +367,7 @@ TEST(Cuda, SelectRowsIsTheCpusRule) {
       Error);
 }
 
-// matmul_many (one launch for the 16-bit weights of a layer's Q, K and V in
+// matmuls (one launch for the 16-bit weights of a layer's Q, K and V in
 // decode; x rounded once for all of them in a prefill chunk) gives exactly
 // what separate matmuls give, with and without biases, for 16-bit weights
 // (fused) and quantized ones (one by one), for decode and prefill row counts.
@@ -405,7 +405,7 @@ TEST(Cuda, FusedProductsEqualSeparateOnes) {
           apart.emplace_back(*be, n * rows[i]);
           outs.push_back({&W[size_t(i)], fused.back().data(), i == 1 ? nullptr : bias[size_t(i)].data()});
         }
-        be->matmul_many(dx.data(), n, outs.data(), 3);
+        be->matmuls(outs, dx.data(), n);
         for (int i = 0; i < 3; ++i)
           be->matmul(W[size_t(i)], dx.data(), n, apart[size_t(i)].data(), outs[size_t(i)].bias);
         for (int i = 0; i < 3; ++i) {

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -131,13 +132,6 @@ struct GatherArgs {
   const int64_t* off = nullptr;    // host [n_heads / sel_div + 1]
 };
 
-// One of the products of matmul_many: y[n, W.rows] = x · Wᵀ (+ bias).
-struct MatmulOut {
-  const TensorView* W = nullptr;
-  float* y = nullptr;
-  const float* bias = nullptr;  // [W.rows] or null
-};
-
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -182,11 +176,12 @@ class Backend {
   // y[n, W.rows] = x[n, W.cols] · Wᵀ (+ bias [W.rows]); y must not overlap x.
   virtual void matmul(const TensorView& W, const float* x, int64_t n, float* y,
                       const float* bias = nullptr) = 0;
-  // The products of one x [n, cols] by several weights of cols columns (a
-  // layer's Q, K and V; gate and up), each as matmul computes it: a device
-  // may read or convert x once for all of them, or fuse them into one launch.
-  virtual void matmul_many(const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
-    for (int i = 0; i < n_outs; ++i) matmul(*outs[i].W, x, n, outs[i].y, outs[i].bias);
+  // matmul(*o.W, x, n, o.y, o.bias) for every o of outs (products of the
+  // same x: a layer's q/k/v, gate/up); a backend may run them as one job
+  // (one launch on a GPU, x rounded once for all of them). The outputs must
+  // not overlap x or each other.
+  virtual void matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n) {
+    for (const MatmulOut& o : outs) matmul(*o.W, x, n, o.y, o.bias);
   }
   // out[rows, dim] = x · 1/sqrt(mean(x²) + eps) · w per row; out may alias x.
   virtual void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,

@@ -31,6 +31,14 @@ struct TensorView {
   }
 };
 
+// One product of a group that shares its input x (Backend::matmuls): y[n,
+// W->rows] = x · W->ᵀ (+ bias[W->rows], when not null).
+struct MatmulOut {
+  const TensorView* W = nullptr;
+  float* y = nullptr;
+  const float* bias = nullptr;
+};
+
 // "[4096, 32000]" for messages.
 std::string shape_str(const std::vector<int64_t>& shape);
 

@@ -51,7 +51,7 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
     if (l == 0) be_.rmsnorm(x_.data(), lw.attn_norm, xn_.data(), n, E, c_.rms_eps);
     const MatmulOut qkv[3] = {{lw.wq, q_.data(), lw.bq}, {lw.wk, k_.data(), lw.bk},
                               {lw.wv, v_.data(), lw.bv}};
-    be_.matmul_many(xn_.data(), n, qkv, 3);
+    be_.matmuls(qkv, xn_.data(), n);
     be_.rope(q_.data(), n, H, hd, cos_.data(), sin_.data(), c_.rope_style);
     be_.rope(k_.data(), n, KV, hd, cos_.data(), sin_.data(), c_.rope_style);
     attend(l);
@@ -59,7 +59,7 @@ void Forward::layers(int64_t n, const std::function<void(int64_t)>& attend) {
     // --- feed-forward block (SwiGLU)
     be_.add_rmsnorm(x_.data(), xn_.data(), lw.ffn_norm, xn_.data(), n, E, c_.rms_eps);
     const MatmulOut gate_up[2] = {{lw.w_gate, gate_.data(), nullptr}, {lw.w_up, up_.data(), nullptr}};
-    be_.matmul_many(xn_.data(), n, gate_up, 2);
+    be_.matmuls(gate_up, xn_.data(), n);
     be_.swiglu(gate_.data(), up_.data(), gate_.data(), n * c_.n_ff);
     be_.matmul(*lw.w_down, gate_.data(), n, xn_.data());
     if (l + 1 < c_.n_layer)

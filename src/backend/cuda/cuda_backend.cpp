@@ -172,21 +172,22 @@ class CudaBackend final : public Backend {
   void matmul(const TensorView& W, const float* x, int64_t n, float* y,
               const float* bias) override {
     const MatmulOut o{&W, y, bias};
-    matmul_many(x, n, &o, 1);
+    matmuls({&o, 1}, x, n);
   }
-  void matmul_many(const float* x, int64_t n, const MatmulOut* outs, int n_outs) override {
+  void matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n) override {
+    const int n_outs = int(outs.size());
     if (n_outs <= 0) return;
     const int64_t cols = outs[0].W->cols();
     for (int i = 0; i < n_outs; ++i) {
       const TensorView& W = *outs[i].W;
-      check(W.cols() == cols, "matmul_many: tensor '{}' has {} columns, x has {}", W.name,
+      check(W.cols() == cols, "matmuls: tensor '{}' has {} columns, x has {}", W.name,
             W.cols(), cols);
       check(W.nbytes == size_t(W.rows()) * dtype_row_bytes(W.type, cols),
             "matmul: tensor '{}' holds {} bytes, its shape needs {}", W.name, W.nbytes,
             size_t(W.rows()) * dtype_row_bytes(W.type, cols));
     }
     if (n <= 8) {
-      matvecs(x, n, outs, n_outs);
+      matvecs(x, n, outs.data(), n_outs);
       return;
     }
     // Row-major y[n, rows] = x[n, cols] · Wᵀ is column-major yᵀ = W·xᵀ.
