@@ -137,6 +137,95 @@ TEST(Matmul, LargerShapeSpansTilesAndThreads) {
   }
 }
 
+// matmuls (a layer's q/k/v or gate/up products as one parallel loop) gives
+// every output as matmul does: bit for bit for the K-quants (each row is one
+// kernel call whatever the chunks), within the f32 bound for the others
+// (their tiles depend on where a thread's chunk starts). Mixed types, rows
+// of every product split between chunks, n in the dot form and past it.
+TEST(Matmul, FusedProductsMatchSeparateOnes) {
+  std::mt19937 rng(13);
+  ThreadPool pool1(1), pool2(2);
+  const int64_t cols = 512;
+  const std::vector<std::vector<std::pair<DType, int64_t>>> groups = {
+      {{DType::Q4_K, 600}, {DType::Q4_K, 37}, {DType::Q6_K, 45}},
+      {{DType::Q5_K, 9}, {DType::F32, 130}, {DType::Q8_0, 70}, {DType::Q4_0, 33}},
+      {{DType::BF16, 64}}};
+  for (const auto& g : groups) {
+    std::vector<Weights> ws;
+    std::vector<std::vector<float>> biases;
+    for (auto [t, rows] : g) {
+      ws.emplace_back(t, rows, cols, rng);
+      biases.emplace_back(size_t(rows));
+      fill_uniform(biases.back().data(), rows, rng);
+    }
+    for (int64_t n : {1, 3, 8, 21}) {
+      Misaligned x(n * cols);
+      fill_uniform(x.data(), n * cols, rng);
+      for (const CpuKernels* k : cpu_kernels_all()) {
+        for (ThreadPool* pool : {&pool1, &pool2}) {
+          std::vector<Misaligned> ys, sep;
+          std::vector<MatmulOut> outs;
+          for (size_t j = 0; j < ws.size(); ++j) {
+            const int64_t rows = ws[j].view.rows();
+            ys.emplace_back(n * rows);
+            sep.emplace_back(n * rows);
+          }
+          for (size_t j = 0; j < ws.size(); ++j) {
+            const int64_t rows = ws[j].view.rows();
+            for (int64_t i = 0; i <= n * rows; ++i) ys[j][i] = kGuard;
+            const float* b = j % 2 ? nullptr : biases[j].data();
+            outs.push_back({&ws[j].view, ys[j].data(), b});
+            k->matmul(ws[j].view, x.data(), n, sep[j].data(), *pool, b);
+          }
+          k->matmuls(outs.data(), outs.size(), x.data(), n, *pool);
+          for (size_t j = 0; j < ws.size(); ++j) {
+            const std::string what = std::string(k->target) + " product " + std::to_string(j) +
+                                     " threads=" + std::to_string(pool->size());
+            const int64_t rows = ws[j].view.rows();
+            if (is_kquant(ws[j].view.type)) {
+              for (int64_t i = 0; i < n * rows; ++i) ASSERT_EQ(ys[j][i], sep[j][i]) << what << " n=" << n << " at " << i;
+              ASSERT_EQ(ys[j][n * rows], kGuard) << what << " wrote past y";
+            } else {
+              std::vector<float> ref(static_cast<size_t>(n * rows));
+              ref::matmul(ws[j].view, x.data(), n, ref.data(), outs[j].bias);
+              expect_close(ws[j], x.data(), n, outs[j].bias, ref, ys[j], what.c_str());
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, FusedProductsCheckEachWeight) {
+  ThreadPool pool(2);
+  std::mt19937 rng(14);
+  Weights a(DType::Q4_K, 8, 256, rng), b(DType::Q8_0, 8, 256, rng);
+  std::vector<float> x(256), ya(8), yb(8), yc(8);
+  fill_uniform(x.data(), 256, rng);
+  TensorView bad = b.view;
+  bad.name = "blk.3.attn_v.weight";
+  bad.nbytes = 10;  // smaller than its shape
+  const MatmulOut outs[] = {{&a.view, ya.data()}, {&bad, yb.data()}};
+  try {
+    matmuls(outs, x.data(), 1, pool);
+    FAIL() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.3.attn_v.weight"), std::string::npos) << e.what();
+  }
+  // Products with different row lengths are run one by one.
+  Weights c(DType::F32, 8, 64, rng);
+  const MatmulOut mixed[] = {{&a.view, ya.data()}, {&c.view, yc.data()}};
+  std::vector<float> xc(256);
+  fill_uniform(xc.data(), 256, rng);
+  matmuls(mixed, xc.data(), 1, pool);  // c reads only the first 64 values of x
+  std::vector<float> ra(8), rc(8);
+  matmul(a.view, xc.data(), 1, ra.data(), pool);
+  matmul(c.view, xc.data(), 1, rc.data(), pool);
+  EXPECT_EQ(ya, ra);
+  EXPECT_EQ(yc, rc);
+}
+
 TEST(Matmul, PublicEntryPointAndEmptyShapes) {
   // [2, 3] · [3] through the dispatched entry point, exact small integers.
   std::vector<float> wf{1, 2, 3, 4, 5, 6}, x{1, -1, 2}, y(2), bias{10, 20};

@@ -78,6 +78,10 @@ void CpuBackend::matmul(const TensorView& W, const float* x, int64_t n, float* y
   kvsieve::matmul(W, x, n, y, pool_, bias);
 }
 
+void CpuBackend::matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n) {
+  kvsieve::matmuls(outs, x, n, pool_);
+}
+
 void CpuBackend::rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,
                          float eps) {
   for (int64_t t = 0; t < rows; ++t) kvsieve::rmsnorm(x + t * dim, w, out + t * dim, dim, eps);

@@ -36,6 +36,7 @@ class CpuBackend final : public Backend {
 
   void embed(const TensorView& table, const int32_t* ids, int64_t n, float* out) override;
   void matmul(const TensorView& W, const float* x, int64_t n, float* y, const float* bias) override;
+  void matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n) override;
   void rmsnorm(const float* x, const float* w, float* out, int64_t rows, int64_t dim,
                float eps) override;
   void rope_table(const RopeFreqs& freqs, const int32_t* pos, int64_t n, float* cos,

@@ -18,6 +18,8 @@ struct CpuKernels {
   const char* target;  // "AVX3", "AVX2", "SSE4", "SCALAR"
   void (*matmul)(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
                  const float* bias);
+  // matmul of every out (same x, same cols), as one parallel job in the dot form.
+  void (*matmuls)(const MatmulOut* outs, size_t count, const float* x, int64_t n, ThreadPool& pool);
   // A row of n weights of type t to f32, exactly core's dequantize_row (the
   // decoder the panel form of matmul uses; SIMD for the K-quants).
   void (*dequantize_row)(DType t, const void* row, int64_t n, float* out);

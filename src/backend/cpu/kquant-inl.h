@@ -31,6 +31,22 @@ namespace HWY_NAMESPACE {
 namespace kq {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// Software prefetch of the decode kernels' weight stream: each line
+// kPrefetch bytes ahead of the reader. 1.1B Q4_K_M decode (2 threads) ran 12%
+// faster with 2304 bytes, 24% with 4608 to 18432 (all alike) than with the
+// hardware prefetchers alone. It runs past the end of a thread's rows (a
+// prefetch never faults): what lies there, the other thread's rows or a
+// neighbouring tensor of the layer, is mostly read soon after, and stopping
+// at the range's end made decode 3-5% slower; fetching a range's first
+// kPrefetch bytes at once when it starts made it 3% slower.
+constexpr size_t kPrefetch = 9216;
+
+// The lines of [p, p + bytes) moved kPrefetch ahead.
+HWY_INLINE void PrefetchAhead(const void* p, size_t bytes) {
+  const uint8_t* a = static_cast<const uint8_t*>(p) + kPrefetch;
+  for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(a + o);
+}
+
 // What an unpacker gives for one super-block.
 struct Unpacked {
   HWY_ALIGN int16_t ws[kQK_K];  // scale x level, in value order

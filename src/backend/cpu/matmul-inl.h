@@ -398,25 +398,6 @@ HWY_INLINE void DotRows(const TensorView& W, size_t row_bytes, size_t K, int64_t
                     K, x + i * int64_t(K), y + i * int64_t(ys) + r, ys, 1, bias ? bias + r : nullptr);
 }
 
-template <DType T>
-void MatmulDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
-               const float* bias) {
-  const int64_t rows = W.rows();
-  const size_t K = size_t(W.cols());
-  const size_t row_bytes = dtype_row_bytes(T, int64_t(K));
-  // Chunks of at least ~64 KiB of weights so small matrices stay on one thread.
-  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(row_bytes, 1)));
-  pool.parallel_for(
-      rows,
-      [&](int64_t r0, int64_t r1, int) {
-        if (n == 1)
-          DotRows<T, kDotNR1>(W, row_bytes, K, r0, r1, x, n, y, size_t(rows), bias);
-        else
-          DotRows<T, kDotNR>(W, row_bytes, K, r0, r1, x, n, y, size_t(rows), bias);
-      },
-      min_rows, kDotChunksPerThread * pool.size());
-}
-
 // ---- outer-product form ---------------------------------------------------
 
 // A growable 64-byte aligned f32 buffer, one per thread and target.
@@ -557,63 +538,121 @@ HWY_INLINE void QuantizeRowQ8K(const float* x, BlockQ8_K* y, int64_t n) {
 #endif
 }
 
-// K-quant dot form: x [n, K] quantized to Q8_K once ([n][K/256] blocks, kept
-// per calling thread), then rows of W split across the pool, each row against
-// all n x rows (kquant_kernels.h).
+// Rows [r0, r1) of one product in the dot form. xq: x quantized to Q8_K
+// ([n][K/256] blocks; K-quant weights only, see MatmulsDot).
 template <DType T>
-void MatmulKDot(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
-                const float* bias) {
-  const int64_t rows = W.rows();
-  const int64_t K = W.cols();
+HWY_INLINE void DotRange(const TensorView& W, const float* x, const BlockQ8_K* xq, int64_t n, float* y,
+                         const float* bias, int64_t r0, int64_t r1) {
+  const size_t ys = size_t(W.rows());
+  const size_t K = size_t(W.cols());
+  const size_t row_bytes = dtype_row_bytes(T, int64_t(K));
+  if constexpr (is_kquant(T)) {
+    const auto* w = static_cast<const uint8_t*>(W.data);
+    const size_t nb = K / kQK_K;
+    if constexpr (T == DType::Q4_K) DotRowsQ4K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
+    if constexpr (T == DType::Q5_K) DotRowsQ5K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
+    if constexpr (T == DType::Q6_K) DotRowsQ6K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
+  } else if (n == 1) {
+    DotRows<T, kDotNR1>(W, row_bytes, K, r0, r1, x, n, y, ys, bias);
+  } else {
+    DotRows<T, kDotNR>(W, row_bytes, K, r0, r1, x, n, y, ys, bias);
+  }
+}
+
+HWY_INLINE void DotRangeAny(const TensorView& W, const float* x, const BlockQ8_K* xq, int64_t n, float* y,
+                            const float* bias, int64_t r0, int64_t r1) {
+  switch (W.type) {
+    case DType::F32: return DotRange<DType::F32>(W, x, xq, n, y, bias, r0, r1);
+    case DType::F16: return DotRange<DType::F16>(W, x, xq, n, y, bias, r0, r1);
+    case DType::BF16: return DotRange<DType::BF16>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q8_0: return DotRange<DType::Q8_0>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q4_0: return DotRange<DType::Q4_0>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q4_1: return DotRange<DType::Q4_1>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q4_K: return DotRange<DType::Q4_K>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q5_K: return DotRange<DType::Q5_K>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q6_K: return DotRange<DType::Q6_K>(W, x, xq, n, y, bias, r0, r1);
+    case DType::Q8_K: break;
+  }
+  HWY_ASSERT(false);
+}
+
+// The dot form of one or more products sharing x (n <= kDotMaxN): their rows
+// are one range, split into chunks claimed by whichever thread is free, so
+// a layer's q/k/v (or gate/up) products cost one pass of the pool instead of
+// three. For K-quant weights x is quantized to Q8_K ([n][K/256] blocks, kept
+// per thread) by every thread itself, once per call, when it runs its first
+// chunk, rather than by the caller alone while the others wait. K-quant
+// products take one chunk per thread: each chunk starts a new prefetch
+// stream (and Q4_K reorders x for it), and 1.1B Q4_K_M decode ran 3-10%
+// slower with 4 or 8 chunks per thread (paired rounds on the 2-core VM).
+HWY_INLINE void MatmulsDot(const MatmulOut* outs, size_t count, const float* x, int64_t n, ThreadPool& pool) {
+  const int64_t K = outs[0].W->cols();
+  // The products' rows are split by their bytes (q/k/v mix Q4_K and Q6_K
+  // rows): the loop runs over units of kUnit bytes, and a row belongs to
+  // the chunk holding its first byte.
+  constexpr int64_t kUnit = 64;
+  int64_t total = 0;
+  bool kquant = false, all_kquant = true;
+  for (size_t j = 0; j < count; ++j) {
+    total += outs[j].W->rows() * int64_t(dtype_row_bytes(outs[j].W->type, K));
+    kquant = kquant || is_kquant(outs[j].W->type);
+    all_kquant = all_kquant && is_kquant(outs[j].W->type);
+  }
+  const int64_t units = (total + kUnit - 1) / kUnit;
   const size_t nb = size_t(K / kQK_K);
-  const size_t row_bytes = dtype_row_bytes(T, K);
-  const int64_t min_rows = std::max<int64_t>(8, int64_t((64 << 10) / std::max<size_t>(row_bytes, 1)));
-  const auto* w = static_cast<const uint8_t*>(W.data);
-  // Every thread quantizes x itself, once per call (the first chunk it
-  // runs), rather than the caller alone before the loop while the others wait.
   static std::atomic<uint64_t> calls{0};
   const uint64_t call = calls.fetch_add(1, std::memory_order_relaxed) + 1;
   pool.parallel_for(
-      rows,
-      [&](int64_t r0, int64_t r1, int) {
+      units,
+      [&](int64_t a, int64_t b, int) {
         static thread_local std::vector<BlockQ8_K> xq;
         static thread_local uint64_t xq_call = 0;
-        if (xq_call != call) {
+        if (kquant && xq_call != call) {
           if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
           for (int64_t i = 0; i < n; ++i) QuantizeRowQ8K(x + i * K, xq.data() + size_t(i) * nb, K);
           xq_call = call;
         }
-        const BlockQ8_K* xp = xq.data();
-        if constexpr (T == DType::Q4_K) DotRowsQ4K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
-        if constexpr (T == DType::Q5_K) DotRowsQ5K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
-        if constexpr (T == DType::Q6_K) DotRowsQ6K(w, row_bytes, r0, r1, xp, n, nb, y, size_t(rows), bias);
+        int64_t first = 0;  // byte of the range where outs[j] begins
+        for (size_t j = 0; j < count && first < b * kUnit; ++j) {
+          const MatmulOut& o = outs[j];
+          const int64_t rows = o.W->rows(), rb = int64_t(dtype_row_bytes(o.W->type, K));
+          // The rows whose first byte lies in [a, b) units.
+          auto row_at = [&](int64_t byte) { return std::clamp<int64_t>((byte - first + rb - 1) / rb, 0, rows); };
+          const int64_t r0 = row_at(a * kUnit), r1 = row_at(b * kUnit);
+          if (r0 < r1) DotRangeAny(*o.W, x, xq.data(), n, o.y, o.bias, r0, r1);
+          first += rows * rb;
+        }
       },
-      min_rows);
+      // Chunks of at least 64 KiB so small matrices stay on one thread.
+      (64 << 10) / kUnit, all_kquant ? pool.size() : kDotChunksPerThread * pool.size());
 }
 
 template <DType T>
 void MatmulT(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
              const float* bias) {
+  if (n <= kDotMaxN) {
+    const MatmulOut o{&W, y, bias};
+    return MatmulsDot(&o, 1, x, n, pool);
+  }
   if constexpr (is_kquant(T)) {
     // Whole panels and a partial one (zero rows cost a little) above kDotMaxN.
-    if (n <= kDotMaxN) return MatmulKDot<T>(W, x, n, y, pool, bias);
     return MatmulPanels<T>(W, x, n, y, pool, bias);
   } else {
-    if (n <= kDotMaxN) return MatmulDot<T>(W, x, n, y, pool, bias);
     // Whole panels, then the last n % kXB rows by the dot form when that is
     // cheaper than a mostly empty panel.
     const int64_t rem = n % int64_t(kXB);
     if (rem == 0 || rem > kDotMaxN) return MatmulPanels<T>(W, x, n, y, pool, bias);
     const int64_t main = n - rem;
     MatmulPanels<T>(W, x, main, y, pool, bias);
-    MatmulDot<T>(W, x + main * W.cols(), rem, y + main * W.rows(), pool, bias);
+    const MatmulOut o{&W, y + main * W.rows(), bias};
+    MatmulsDot(&o, 1, x + main * W.cols(), rem, pool);
   }
 }
 
 }  // namespace mm
 
-void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
-            const float* bias) {
+// Throws Error unless W can be multiplied by n rows of x.
+inline void CheckMatmul(const TensorView& W, int64_t n) {
   const int64_t rows = W.rows(), cols = W.cols();
   check(n >= 0, "matmul {}: negative row count {}", W.name, n);
   check(W.shape.size() >= 1 && rows >= 0 && cols >= 0, "matmul {}: bad shape {}", W.name,
@@ -625,6 +664,12 @@ void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool
   const size_t need = size_t(rows) * dtype_row_bytes(W.type, cols);
   check(W.data != nullptr && (W.nbytes == 0 || W.nbytes >= need),
         "matmul {}: weight data missing or smaller than its shape {}", W.name, shape_str(W.shape));
+}
+
+void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
+            const float* bias) {
+  CheckMatmul(W, n);
+  if (n == 0 || W.rows() == 0) return;
   switch (W.type) {
     case DType::F32: return mm::MatmulT<DType::F32>(W, x, n, y, pool, bias);
     case DType::F16: return mm::MatmulT<DType::F16>(W, x, n, y, pool, bias);
@@ -638,6 +683,26 @@ void Matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool
     case DType::Q8_K: break;  // activations only
   }
   fail("matmul {}: unsupported weight type {}", W.name, uint32_t(W.type));
+}
+
+// Several products of the same x: one pass of the pool over all their rows
+// in the dot form (decode); otherwise one Matmul each.
+void Matmuls(const MatmulOut* outs, size_t count, const float* x, int64_t n, ThreadPool& pool) {
+  bool fuse = count > 1 && n <= mm::kDotMaxN;
+  for (size_t j = 0; j < count; ++j) {
+    const TensorView& W = *outs[j].W;
+    CheckMatmul(W, n);
+    const bool known = W.type == DType::F32 || W.type == DType::F16 || W.type == DType::BF16 ||
+                       W.type == DType::Q8_0 || W.type == DType::Q4_0 || W.type == DType::Q4_1 ||
+                       is_kquant(W.type);
+    fuse = fuse && known && W.cols() == outs[0].W->cols();
+  }
+  if (n == 0) return;
+  if (!fuse) {
+    for (size_t j = 0; j < count; ++j) Matmul(*outs[j].W, x, n, outs[j].y, pool, outs[j].bias);
+    return;
+  }
+  mm::MatmulsDot(outs, count, x, n, pool);
 }
 
 }  // namespace HWY_NAMESPACE

@@ -46,12 +46,6 @@ struct VisitQ4K {
 };
 
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-// Software prefetch distance of the decode kernels' weight stream, bytes:
-// 1.1B Q4_K_M decode (2 threads) ran 12% faster with 2304, 24% with 4608 to
-// 18432 (all alike) than without; the hardware prefetchers alone do not keep
-// enough lines in flight.
-constexpr size_t kQ4KPrefetch = 9216;
-
 struct XQ4K {
   std::vector<int8_t> q;     // [nb][256] Q8_K values in the qs load order (AVX-512 only)
   std::vector<int16_t> s;    // [nb + 4][8] bsums[2j] + bsums[2j + 1] (4 blocks of padding)
@@ -208,8 +202,7 @@ HWY_NOINLINE void DotRowsQ4K1(const uint8_t* w, size_t row_bytes, int64_t r0, in
     float sum = 0;
     size_t b = 0;
     for (; b + 4 <= nb; b += 4) {
-      for (int l = 0; l < 9; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + b) + kQ4KPrefetch + 64 * l, _MM_HINT_T0);
+      kq::PrefetchAhead(blk + b, 4 * sizeof(BlockQ4_K));
       sum = GroupQ4K<4>(c, blk + b, xq + b * kQK_K, xs + b * 8, xd4 + b * 4, sum);
     }
     switch (nb - b) {
@@ -308,8 +301,7 @@ HWY_NOINLINE void DotRowsQ4K1(const uint8_t* w, size_t row_bytes, int64_t r0, in
     float sum = 0;
     size_t b = 0;
     for (; b + 2 <= nb; b += 2) {
-      for (int l = 0; l < 5; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(blk + b) + kQ4KPrefetch + 64 * l, _MM_HINT_T0);
+      kq::PrefetchAhead(blk + b, 2 * sizeof(BlockQ4_K));
       sum = GroupQ4K2<2>(c, blk + b, x + b, xs + b * 8, xd4 + b * 4, sum);
     }
     if (b < nb) sum = GroupQ4K2<1>(c, blk + b, x + b, xs + b * 8, xd4 + b * 4, sum);

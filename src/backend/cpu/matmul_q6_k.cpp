@@ -58,14 +58,6 @@ struct VisitQ6K {
   }
 };
 
-#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
-// Software prefetch distance of the decode kernels' weight stream, bytes:
-// 1.1B Q4_K_M decode (2 threads) ran 12% faster with 2304, 24% with 4608 to
-// 18432 (all alike) than without; the hardware prefetchers alone do not keep
-// enough lines in flight.
-constexpr size_t kQ6KPrefetch = 9216;
-#endif
-
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
 // Decode (n == 1) with AVX-512BW byte products: the 6-bit levels q (0..63,
 // unsigned) times the signed Q8_K values pairwise into int16 (vpmaddubsw, at
@@ -102,8 +94,7 @@ HWY_NOINLINE void DotRowsQ6K1(const uint8_t* w, size_t row_bytes, int64_t r0, in
     for (size_t b = 0; b < nb; ++b) {
       const BlockQ6_K& q = blk[b];
       const BlockQ8_K& xb = x[b];
-      for (int l = 0; l < 4; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(&q) + kQ6KPrefetch + 64 * l, _MM_HINT_T0);
+      kq::PrefetchAhead(&q, sizeof(BlockQ6_K));
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
       const __m512i sc = _mm512_castsi256_si512(sc16);
       __m512i acc = _mm512_setzero_si512();
@@ -158,8 +149,7 @@ HWY_NOINLINE void DotRowsQ6K1(const uint8_t* w, size_t row_bytes, int64_t r0, in
     for (size_t b = 0; b < nb; ++b) {
       const BlockQ6_K& q = blk[b];
       const BlockQ8_K& xb = x[b];
-      for (int l = 0; l < 4; ++l)
-        _mm_prefetch(reinterpret_cast<const char*>(&q) + kQ6KPrefetch + 64 * l, _MM_HINT_T0);
+      kq::PrefetchAhead(&q, sizeof(BlockQ6_K));
       const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
       __m256i acc = _mm256_setzero_si256();
       for (int h = 0; h < 2; ++h) {

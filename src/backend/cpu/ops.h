@@ -7,6 +7,7 @@
 // not overlap inputs except where noted ("may alias").
 #pragma once
 #include <cstdint>
+#include <span>
 
 #include "core/rope.h"
 #include "core/tensor.h"
@@ -27,6 +28,13 @@ namespace kvsieve {
 // Throws Error if W's type, shape or byte size is inconsistent.
 void matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
             const float* bias = nullptr);
+// matmul(*o.W, x, n, o.y, pool, o.bias) for every o of outs (a layer's q/k/v
+// or gate/up products), in the dot form as one parallel loop over all their
+// rows (one wake-up and one wait of the pool instead of one per product).
+// The outputs must not overlap x or each other. Each output is what matmul
+// gives, up to the last bits of F32/F16/BF16/Q8_0/Q4_x rows at the edges of
+// a thread's chunk (as with another thread count).
+void matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n, ThreadPool& pool);
 
 // out[n] = x * 1/sqrt(mean(x²) + eps) * weight, as Llama's RMSNorm (and
 // transformers: the scale is computed in f32, then (x·scale)·w). out may alias x.

@@ -40,7 +40,7 @@ void DequantizeRow(DType t, const void* row, int64_t n, float* out) {
 
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &DequantizeRow, &Dot, &Axpy, &DotRows, &AxpyRows,
+      hwy::TargetName(HWY_TARGET), &Matmul, &Matmuls, &DequantizeRow, &Dot, &Axpy, &DotRows, &AxpyRows,
       &DotRowsF16, &DotRowsBF16, &AxpyRowsF16, &AxpyRowsBF16, &Scale, &Add,
       &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };
@@ -87,6 +87,9 @@ std::vector<const CpuKernels*> cpu_kernels_all() {
 void matmul(const TensorView& W, const float* x, int64_t n, float* y, ThreadPool& pool,
             const float* bias) {
   cpu_kernels().matmul(W, x, n, y, pool, bias);
+}
+void matmuls(std::span<const MatmulOut> outs, const float* x, int64_t n, ThreadPool& pool) {
+  cpu_kernels().matmuls(outs.data(), outs.size(), x, n, pool);
 }
 void rmsnorm(const float* x, const float* weight, float* out, int64_t n, float eps) {
   cpu_kernels().rmsnorm(x, weight, out, n, eps);
