@@ -70,53 +70,93 @@ struct VisitQ6K {
 // For half h a 64-byte load of ql with qh (and qh >> 2) beside it gives, as
 // low nibbles, values 128h + 0..63 and, as high nibbles, 128h + 64..127: the
 // Q8_K values in their own order.
+//
+// Blocks go in groups of up to four for the reductions: the four blocks'
+// int32 partial sums are folded together (one 128-bit lane each) and the
+// four terms (d·x.d)·isum formed in one vector before they are added to the
+// row's sum one at a time, in block order.
+struct ConstQ6K {
+  __m512i m4, m3, m30, isum_idx;
+  __m512i sidx[2][2];  // vpermw patterns, [half][part]: int16 lane i takes group 8h + 4·part + i/8
+  ConstQ6K() {
+    m4 = _mm512_set1_epi8(0x0F);
+    m3 = _mm512_set1_epi8(0x03);
+    m30 = _mm512_set1_epi8(0x30);
+    isum_idx = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    for (int h = 0; h < 2; ++h)
+      for (int part = 0; part < 2; ++part) {
+        alignas(64) int16_t v[32];
+        for (int i = 0; i < 32; ++i) v[i] = int16_t(8 * h + 4 * part + i / 8);
+        sidx[h][part] = _mm512_load_si512(v);
+      }
+  }
+};
+
+// Adds blocks q[0..G) of a row (against x[0..G)) to sum, the reference's order; G <= 4.
+template <int G>
+HWY_INLINE float GroupQ6K(const ConstQ6K& c, const BlockQ6_K* q, const BlockQ8_K* x, float sum) {
+  __m512i acc[4];
+  for (int k = 0; k < 4; ++k) {
+    if (k >= G) {
+      acc[k] = _mm512_setzero_si512();
+      continue;
+    }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q[k].scales)));
+    const __m512i sc = _mm512_castsi256_si512(sc16);
+    __m512i a = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(q[k].ql + 64 * h);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[k].qh + 32 * h));
+      const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+      const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, c.m4),
+                                         _mm512_slli_epi16(_mm512_and_si512(qh2, c.m3), 4));
+      const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), c.m4),
+                                         _mm512_and_si512(qh2, c.m30));
+      const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(x[k].qs + 128 * h));
+      const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(x[k].qs + 128 * h + 64));
+      a = _mm512_add_epi32(a, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(c.sidx[h][0], sc)));
+      a = _mm512_add_epi32(a, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(c.sidx[h][1], sc)));
+    }
+    const __m256i corr = _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[k].bsums)));
+    acc[k] = _mm512_sub_epi32(a, _mm512_slli_epi32(_mm512_zextsi256_si512(corr), 5));
+  }
+  // Lane k: block k's 16 partial sums folded to four, then to one (element 0).
+  const __m512i x01 = _mm512_add_epi32(_mm512_shuffle_i64x2(acc[0], acc[1], 0x44),
+                                       _mm512_shuffle_i64x2(acc[0], acc[1], 0xEE));
+  const __m512i x23 = _mm512_add_epi32(_mm512_shuffle_i64x2(acc[2], acc[3], 0x44),
+                                       _mm512_shuffle_i64x2(acc[2], acc[3], 0xEE));
+  __m512i z = _mm512_add_epi32(_mm512_shuffle_i64x2(x01, x23, 0x88), _mm512_shuffle_i64x2(x01, x23, 0xDD));
+  z = _mm512_add_epi32(z, _mm512_shuffle_epi32(z, _MM_PERM_BADC));
+  z = _mm512_add_epi32(z, _mm512_shuffle_epi32(z, _MM_PERM_CDAB));
+  const __m128i isum = _mm512_castsi512_si128(_mm512_permutexvar_epi32(c.isum_idx, z));
+  // (d·x.d)·isum, each product rounded (no FMA contraction), as the reference.
+  const __m128 d = _mm_cvtph_ps(_mm_setr_epi16(short(q[0].d), short(G > 1 ? q[1].d : 0), short(G > 2 ? q[2].d : 0),
+                                               short(G > 3 ? q[3].d : 0), 0, 0, 0, 0));
+  const __m128 xd = _mm_setr_ps(x[0].d, G > 1 ? x[1].d : 0.0f, G > 2 ? x[2].d : 0.0f, G > 3 ? x[3].d : 0.0f);
+  const __m128 t = _mm_mul_ps(_mm_mul_ps(d, xd), _mm_cvtepi32_ps(isum));
+  sum += _mm_cvtss_f32(t);
+  if constexpr (G > 1) sum += _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+  if constexpr (G > 2) sum += _mm_cvtss_f32(_mm_shuffle_ps(t, t, 2));
+  if constexpr (G > 3) sum += _mm_cvtss_f32(_mm_shuffle_ps(t, t, 3));
+  return sum;
+}
+
 HWY_NOINLINE void DotRowsQ6K1(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1,
                               const BlockQ8_K* x, size_t nb, float* y, const float* bias) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03), m30 = _mm512_set1_epi8(0x30);
-  // int16 lane i of the scale vector: group 8h + 4·part + i/8.
-  auto idx = [](int first) {
-    return _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_setr_epi16(short(first), short(first), short(first), short(first),
-                                                 short(first), short(first), short(first), short(first),
-                                                 short(first + 1), short(first + 1), short(first + 1),
-                                                 short(first + 1), short(first + 1), short(first + 1),
-                                                 short(first + 1), short(first + 1))),
-        _mm256_setr_epi16(short(first + 2), short(first + 2), short(first + 2), short(first + 2),
-                          short(first + 2), short(first + 2), short(first + 2), short(first + 2),
-                          short(first + 3), short(first + 3), short(first + 3), short(first + 3),
-                          short(first + 3), short(first + 3), short(first + 3), short(first + 3)),
-        1);
-  };
-  const __m512i i00 = idx(0), i01 = idx(4), i10 = idx(8), i11 = idx(12);
+  const ConstQ6K c;
   for (int64_t r = r0; r < r1; ++r) {
     const auto* blk = reinterpret_cast<const BlockQ6_K*>(w + size_t(r) * row_bytes);
     float sum = 0;
-    for (size_t b = 0; b < nb; ++b) {
-      const BlockQ6_K& q = blk[b];
-      const BlockQ8_K& xb = x[b];
-      kq::PrefetchAhead(&q, sizeof(BlockQ6_K));
-      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q.scales)));
-      const __m512i sc = _mm512_castsi256_si512(sc16);
-      __m512i acc = _mm512_setzero_si512();
-      for (int h = 0; h < 2; ++h) {
-        const __m512i ql = _mm512_loadu_si512(q.ql + 64 * h);
-        const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q.qh + 32 * h));
-        const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
-        const __m512i lo = _mm512_or_si512(_mm512_and_si512(ql, m4),
-                                           _mm512_slli_epi16(_mm512_and_si512(qh2, m3), 4));
-        const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                           _mm512_and_si512(qh2, m30));
-        const __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(xb.qs + 128 * h));
-        const __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(xb.qs + 128 * h + 64));
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(h ? i10 : i00, sc)));
-        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(h ? i11 : i01, sc)));
-      }
-      const __m256i corr =
-          _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums)));
-      acc = _mm512_sub_epi32(acc, _mm512_slli_epi32(_mm512_zextsi256_si512(corr), 5));
-      const int32_t isum = _mm512_reduce_add_epi32(acc);
-      // (d·x.d)·isum rounded before the sum (no FMA contraction), as the reference.
-      sum += _mm_cvtss_f32(_mm_mul_ss(_mm_set_ss(_cvtsh_ss(q.d) * xb.d), _mm_set_ss(float(isum))));
+    size_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      kq::PrefetchAhead(blk + b, 4 * sizeof(BlockQ6_K));
+      sum = GroupQ6K<4>(c, blk + b, x + b, sum);
+    }
+    switch (nb - b) {
+      case 3: sum = GroupQ6K<3>(c, blk + b, x + b, sum); break;
+      case 2: sum = GroupQ6K<2>(c, blk + b, x + b, sum); break;
+      case 1: sum = GroupQ6K<1>(c, blk + b, x + b, sum); break;
+      default: break;
     }
     y[size_t(r)] = sum + (bias ? bias[r] : 0.0f);
   }
