@@ -149,7 +149,12 @@ HWY_INLINE float GroupQ4K(const ConstQ4K& c, const BlockQ4_K* q, const int8_t* x
       acc[k] = _mm512_setzero_si512();
       continue;
     }
-    const __m512i sck = _mm512_shuffle_i32x4(scmn, scmn, k * 0x55);
+    // Lane k of scmn in every lane. The immediate must be a constant where
+    // the loop is not unrolled (the sanitizer build's -O1).
+    const __m512i sck = k == 0   ? _mm512_shuffle_i32x4(scmn, scmn, 0x00)
+                        : k == 1 ? _mm512_shuffle_i32x4(scmn, scmn, 0x55)
+                        : k == 2 ? _mm512_shuffle_i32x4(scmn, scmn, 0xAA)
+                                 : _mm512_shuffle_i32x4(scmn, scmn, 0xFF);
     const int8_t* xb = xq + k * kQK_K;
     const __m512i v0 = _mm512_loadu_si512(q[k].qs), v1 = _mm512_loadu_si512(q[k].qs + 64);
     const __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(v0, c.m4), _mm512_loadu_si512(xb));
@@ -256,7 +261,8 @@ HWY_INLINE float GroupQ4K2(const ConstQ4K2& c, const BlockQ4_K* q, const BlockQ8
       acc[k] = _mm256_setzero_si256();
       continue;
     }
-    const __m256i sck = _mm256_permute2x128_si256(scmn, scmn, k ? 0x11 : 0x00);
+    const __m256i sck = k ? _mm256_permute2x128_si256(scmn, scmn, 0x11)  // constant immediates
+                          : _mm256_permute2x128_si256(scmn, scmn, 0x00);
     const int8_t* xb = x[k].qs;
     __m256i s = _mm256_setzero_si256();
     for (int i = 0; i < 4; ++i) {
