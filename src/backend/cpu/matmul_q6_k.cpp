@@ -202,7 +202,8 @@ HWY_NOINLINE void DotRowsQ6K1(const uint8_t* w, size_t row_bytes, int64_t r0, in
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(qh, m30)),
             _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30))};
-        const __m256i sch = _mm256_permute2x128_si256(sc, sc, h ? 0x11 : 0x00);
+        const __m256i sch = h ? _mm256_permute2x128_si256(sc, sc, 0x11)  // constant immediates
+                              : _mm256_permute2x128_si256(sc, sc, 0x00);
         for (int t = 0; t < 4; ++t) {
           const __m256i p = _mm256_maddubs_epi16(
               lv[t], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.qs + 128 * h + 32 * t)));
