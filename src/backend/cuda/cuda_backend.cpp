@@ -292,12 +292,9 @@ class CudaBackend final : public Backend {
     check(a.n_head % a.kv.n_stored == 0, "attention: {} query heads over {} stored heads",
           a.n_head, a.kv.n_stored);
     Staging st(*this);
-    // A decode step's few positions ride in the kernel parameters.
-    const bool inline_pos = a.n <= cuda::KvDev::kInlineQueries;
-    const size_t h_pos = inline_pos ? 0 : st.add(a.q_pos, a.n);
+    const size_t h_pos = add_positions(st, a.q_pos, a.n);
     cuda::KvDev kv = kv_dev(a.kv, st, true);
-    if (inline_pos) std::copy(a.q_pos, a.q_pos + a.n, kv.q_pos_inline);
-    const int32_t* q_pos = inline_pos ? nullptr : st.at<int32_t>(h_pos);
+    const int32_t* q_pos = positions(kv, st, h_pos, a.q_pos, a.n);
     const int64_t items = a.n * a.n_head, hd = a.kv.head_dim;
     // A prefill chunk over a 16-bit cache goes to the tensor cores; decode
     // steps (a few queries) split each head's rows over many warps instead.
@@ -356,14 +353,11 @@ class CudaBackend final : public Backend {
   }
   void kv_append(const KvLayerView& kv, const float* k, const float* v, const int32_t* pos,
                  int64_t n, int64_t n_head_kv) override {
-    // A decode step's positions ride in the kernel parameters, as in attention.
     Staging st(*this);
-    const bool inline_pos = n <= cuda::KvDev::kInlineQueries;
-    const size_t h_pos = inline_pos ? 0 : st.add(pos, n);
+    const size_t h_pos = add_positions(st, pos, n);
     cuda::KvDev d = kv_dev(kv, st, true);
-    if (inline_pos) std::copy(pos, pos + n, d.q_pos_inline);
-    cuda::kv_append(d, kv.k, kv.v, k, v, inline_pos ? nullptr : st.at<int32_t>(h_pos), n,
-                    n_head_kv, stream_);
+    const int32_t* d_pos = positions(d, st, h_pos, pos, n);
+    cuda::kv_append(d, kv.k, kv.v, k, v, d_pos, n, n_head_kv, stream_);
     launched("kv append");
   }
   void gather(const GatherArgs& a) override {
@@ -483,21 +477,25 @@ class CudaBackend final : public Backend {
   void matvecs(const float* x, int64_t n, const MatmulOut* outs, int n_outs) {
     const int64_t cols = outs[0].W->cols();
     const DType t0 = outs[0].W->type;
-    bool fuse = n_outs <= cuda::kMaxJobs;
-    for (int i = 0; i < n_outs && fuse; ++i)
-      fuse = outs[i].W->type == t0 && cuda::matvec16_fits(t0, weights(*outs[i].W), cols, x);
-    if (fuse) {
+    if (n_outs <= cuda::kMaxJobs) {
+      // Each weight's device copy is looked up once (a locked map).
       cuda::Matvec16Jobs jobs;
       jobs.n = n_outs;
-      for (int i = 0; i < n_outs; ++i) {
+      bool fuse = true;
+      for (int i = 0; i < n_outs && fuse; ++i) {
         jobs.w[i] = weights(*outs[i].W);
+        fuse = outs[i].W->type == t0 && cuda::matvec16_fits(t0, jobs.w[i], cols, x);
+      }
+      for (int i = 0; i < n_outs && fuse; ++i) {
         jobs.y[i] = outs[i].y;
         jobs.bias[i] = device_bias(outs[i].bias, outs[i].W->rows());
         jobs.first[i + 1] = jobs.first[i] + outs[i].W->rows();
       }
-      cuda::matvec16_many(t0 == DType::BF16, jobs, cols, x, n, stream_);
-      launched("matvec");
-      return;
+      if (fuse) {
+        cuda::matvec16_many(t0 == DType::BF16, jobs, cols, x, n, stream_);
+        launched("matvec");
+        return;
+      }
     }
     for (int i = 0; i < n_outs; ++i) {
       const TensorView& W = *outs[i].W;
@@ -519,6 +517,20 @@ class CudaBackend final : public Backend {
     int64_t m = 0;
     for (int64_t s = 0; s < kv.n_stored; ++s) m = std::max(m, kv.rows[s]);
     return m;
+  }
+
+  // Positions (host [n]) for a kernel: a decode step's few ride in the
+  // kernel parameters (KvDev::q_pos_inline, and the kernel gets null), more
+  // are staged. add_positions before kv_dev sends st; positions after.
+  static constexpr size_t kInline = ~size_t(0);
+  static size_t add_positions(Staging& st, const int32_t* pos, int64_t n) {
+    return n <= cuda::KvDev::kInlineQueries ? kInline : st.add(pos, n);
+  }
+  static const int32_t* positions(cuda::KvDev& d, const Staging& st, size_t handle,
+                                  const int32_t* pos, int64_t n) {
+    if (handle != kInline) return st.at<int32_t>(handle);
+    std::copy(pos, pos + n, d.q_pos_inline);
+    return nullptr;
   }
 
   // The store's layer as the kernels see it. Its row counts (host) go inline
