@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <random>
@@ -15,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "core/dtype.h"
+#include "core/select.h"
 #include "engine/compressor.h"
 #include "engine/context.h"
 #include "kvsieve/kvsieve.h"
@@ -190,8 +192,9 @@ struct AttentionCase {
 // Attention over a 16-bit cache against the CPU's f32 attention over the
 // same cache: ragged heads (as after a cut: gaps in positions, different row
 // counts, rows past a query's position), H2O's column sums, head_dim 64 and
-// 128 (the vectorized kernels). A prefill batch of 150 queries with exact
-// math (split kernels) and tensor math (flash attention), and a decode step
+// 128 (the vectorized kernels). Prefill batches of 150 and 20 queries with
+// exact math (split kernels) and tensor math (flash attention, its rows in
+// two splits merged afterwards: few query tiles over the cache), and a decode step
 // of 2 queries (split kernels in both). Exact: the same f32 arithmetic in
 // another order, 1e-5. Tensor: queries and probabilities rounded to the
 // cache's type (unit roundoff u: bf16 2^-8, f16 2^-11); scores of about
@@ -242,7 +245,7 @@ TEST(Cuda, AttentionOverA16BitCacheMatchesTheCpu) {
         return o;
       };
       const double u = type == DType::BF16 ? 1.0 / 256 : 1.0 / 2048;
-      for (int64_t n : {150, 2}) {
+      for (int64_t n : {150, 20, 2}) {  // flash in 2 splits of the rows (150, 20); decode
         std::vector<float> q(size_t(n * n_head * hd));
         for (float& x : q) x = nd(rng);
         const Out want = run(*cpu, n, q);
@@ -317,6 +320,98 @@ TEST(Cuda, DecodeAttentionOfEveryGroupWidthMatchesTheCpu) {
 // blocks of the scan), budgets that keep everything, only the protected
 // rows, or some of the rest; and an impossible budget refused with the
 // CPU's message.
+// Probe attention in key tiles (the default where head_dim is 64 or 128)
+// gives what one block per probe and head gives (KVSIEVE_PROBE=rows), bit
+// for bit: f32, f16 and bf16 caches, ragged heads with gaps in their
+// positions and rows past a probe's position, 1 to 70 probes (more query
+// rows than a tile's 64), the probes' own keys (Judge Q), the probabilities
+// and every reduction; and both are within 1e-5 of the CPU's.
+TEST(Cuda, TiledProbeAttentionEqualsOneBlockPerProbe) {
+  KVSIEVE_REQUIRE_GPU();
+  auto cpu = make_backend(DeviceKind::kCpu, 2);
+  auto gpu = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  int compared = 0;
+  for (DType type : {DType::F32, DType::F16, DType::BF16})
+    for (int64_t hd : {64, 128})
+      for (int64_t n_head : {2, 8}) {
+        const int64_t n_stored = 2, capacity = 900;
+        const int64_t rows[2] = {900, 333};
+        const size_t el = type == DType::F32 ? 4 : 2;
+        std::vector<uint8_t> k(size_t(n_stored * capacity * hd) * el), v(k.size());
+        for (size_t i = 0; i < k.size() / el; ++i) {
+          const float x = nd(rng);
+          if (type == DType::F32) std::memcpy(k.data() + 4 * i, &x, 4);
+          else {
+            const uint16_t b = type == DType::BF16 ? f32_to_bf16(x) : f32_to_f16(x);
+            std::memcpy(k.data() + 2 * i, &b, 2);
+          }
+        }
+        std::vector<int32_t> pos(size_t(n_stored * capacity), 0);
+        for (int64_t j = 0; j < rows[0]; ++j) pos[size_t(j)] = int32_t(j);
+        for (int64_t j = 0; j < rows[1]; ++j) pos[size_t(capacity + j)] = int32_t(3 * j);
+        for (int64_t n_probe : {1, 8, 70})
+          for (bool own : {false, true})
+            for (Reduce how : {Reduce::kSum, Reduce::kMean, Reduce::kMax}) {
+              std::vector<float> q(size_t(n_probe * n_head * hd)), own_k(size_t(n_probe * n_stored * hd));
+              for (float& x : q) x = nd(rng);
+              for (float& x : own_k) x = nd(rng);
+              std::vector<int32_t> q_pos(static_cast<size_t>(n_probe));
+              for (int64_t t = 0; t < n_probe; ++t) q_pos[size_t(t)] = int32_t(830 + t);  // some rows unseen
+              const int64_t ld = capacity, p_ld = capacity + n_probe;
+              auto run = [&](Backend& be) {
+                DeviceArray<uint8_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
+                DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
+                DeviceArray<float> dq(be, int64_t(q.size())), down(be, int64_t(own_k.size()));
+                DeviceArray<float> out(be, n_head * ld), probs(be, n_probe * n_head * p_ld);
+                be.upload(dk.data(), k.data(), k.size());
+                be.upload(dpos.data(), pos.data(), pos.size() * 4);
+                be.upload(dq.data(), q.data(), q.size() * 4);
+                be.upload(down.data(), own_k.data(), own_k.size() * 4);
+                be.zero(out.data(), out.bytes());
+                ProbeAttentionArgs a;
+                a.kv.type = type;
+                a.kv.k = dk.data();
+                a.kv.v = dv.data();
+                a.kv.pos = dpos.data();
+                a.kv.rows = rows;
+                a.kv.n_stored = n_stored;
+                a.kv.capacity = capacity;
+                a.kv.head_dim = hd;
+                a.q = dq.data();
+                a.q_pos = q_pos.data();
+                a.n_probe = n_probe;
+                a.n_head = n_head;
+                a.own_k = own ? down.data() : nullptr;
+                a.out = out.data();
+                a.ld = ld;
+                a.reduce = how;
+                a.probs = probs.data();
+                a.probs_ld = p_ld;
+                be.probe_attention(a);
+                std::vector<float> o(size_t(n_head * ld)), p(size_t(n_probe * n_head * p_ld));
+                be.download(o.data(), out.data(), out.bytes());
+                be.download(p.data(), probs.data(), probs.bytes());
+                o.insert(o.end(), p.begin(), p.end());
+                return o;
+              };
+              const std::vector<float> tiles = run(*gpu);
+              setenv("KVSIEVE_PROBE", "rows", 1);
+              const std::vector<float> one = run(*gpu);
+              unsetenv("KVSIEVE_PROBE");
+              const std::vector<float> want = run(*cpu);
+              const std::string what = fmt::format("{} hd {} heads {} probes {} own {} reduce {}",
+                                                   dtype_name(type), hd, n_head, n_probe, own, int(how));
+              ASSERT_EQ(tiles.size(), one.size());
+              EXPECT_EQ(std::memcmp(tiles.data(), one.data(), tiles.size() * 4), 0) << what;
+              EXPECT_LE(rel_diff(tiles, want), 1e-5) << what;
+              ++compared;
+            }
+      }
+  EXPECT_EQ(compared, 3 * 2 * 2 * 3 * 2 * 3);
+}
+
 TEST(Cuda, SelectRowsIsTheCpusRule) {
   KVSIEVE_REQUIRE_GPU();
   auto cpu = make_backend(DeviceKind::kCpu, 2);
@@ -359,6 +454,85 @@ TEST(Cuda, SelectRowsIsTheCpusRule) {
   EXPECT_THROW(
       try {
         gpu->select_rows(ds.data(), 1, 100, one_row, bad_budget, sinks, window, idx.data(), bad_off);
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cannot hold the 20 protected ones"), std::string::npos)
+            << e.what();
+        throw;
+      },
+      Error);
+}
+
+// Ada-KV's split on the GPU (kvpress's rule; a radix select over the
+// layer's candidates with per-head histograms) gives the CPU reference's
+// counts: ragged heads, heads that are not cut, ties within and across
+// heads, NaN, signed zeros and infinities, floors from 0 to 1; wider layers
+// and KVCache-Factory's rule take the host's path on the GPU backend.
+TEST(Cuda, AdaKvSplitIsTheCpusRule) {
+  KVSIEVE_REQUIRE_GPU();
+  auto cpu = make_backend(DeviceKind::kCpu, 2);
+  auto gpu = make_backend(DeviceKind::kCuda, 0, GpuMath::kTensor);
+  std::mt19937 rng(11);
+  const float special[] = {std::nanf(""), -0.0f, 0.0f, -INFINITY, INFINITY, 1e-30f};
+  auto run = [](Backend& be, const std::vector<float>& scores, int64_t H, int64_t ld,
+                const std::vector<int64_t>& rows, int64_t keep, Protect p, double floor,
+                const std::string& variant) {
+    DeviceArray<float> ds(be, int64_t(scores.size()));
+    DeviceArray<int64_t> out(be, H);
+    be.upload(ds.data(), scores.data(), scores.size() * 4);
+    const Backend::AdaKvLayer layer{ds.data(), ld, rows.data(), keep};
+    be.adakv_split({&layer, 1}, H, p.sinks, p.window, floor, variant, out.data());
+    std::vector<int64_t> got(static_cast<size_t>(H));
+    be.download(got.data(), out.data(), got.size() * 8);
+    return got;
+  };
+  int cases = 0;
+  for (int64_t H : {1, 8, 32, 40})
+    for (int pattern = 0; pattern < 3; ++pattern)
+      for (double floor : {0.0, 0.2, 0.5, 1.0}) {
+        const int64_t ld = 9000;
+        std::vector<int64_t> rows(static_cast<size_t>(H));
+        for (int64_t h = 0; h < H; ++h) rows[size_t(h)] = h % 5 == 3 ? 200 : 3000 + int64_t(rng() % 6000);
+        std::vector<float> scores(size_t(H * ld));
+        for (float& x : scores) {
+          const uint32_t r = rng();
+          x = pattern == 0   ? float(r % 5) * 0.5f                          // ties across heads
+              : pattern == 1 ? std::ldexp(float(r % 100000), -int(r % 30))  // many values
+                             : float(r % 3) - 1.0f;
+          if (pattern == 2 && r % 31 == 0) x = special[(r >> 8) % 6];
+        }
+        const Protect p{4, 32};
+        for (int64_t keep : {int64_t(36), int64_t(256), int64_t(1500)}) {
+          const std::string variant = floor == 0.5 && H == 8 ? "kvcache-factory" : "kvpress";
+          const std::vector<int64_t> want = run(*cpu, scores, H, ld, rows, keep, p, floor, variant);
+          const std::vector<int64_t> got = run(*gpu, scores, H, ld, rows, keep, p, floor, variant);
+          EXPECT_EQ(got, want) << H << " heads, pattern " << pattern << ", floor " << floor
+                               << ", keep " << keep << ", " << variant;
+          ++cases;
+        }
+        // The three budgets as three layers of one call (one block each).
+        if (H <= 32) {
+          DeviceArray<float> ds(*gpu, int64_t(scores.size()));
+          DeviceArray<int64_t> out(*gpu, 3 * H);
+          gpu->upload(ds.data(), scores.data(), scores.size() * 4);
+          std::vector<Backend::AdaKvLayer> layers;
+          std::vector<int64_t> want;
+          for (int64_t keep : {int64_t(36), int64_t(256), int64_t(1500)}) {
+            layers.push_back({ds.data(), ld, rows.data(), keep});
+            const std::vector<int64_t> w = run(*cpu, scores, H, ld, rows, keep, p, floor, "kvpress");
+            want.insert(want.end(), w.begin(), w.end());
+          }
+          gpu->adakv_split(layers, H, p.sinks, p.window, floor, "kvpress", out.data());
+          std::vector<int64_t> got(want.size());
+          gpu->download(got.data(), out.data(), got.size() * 8);
+          EXPECT_EQ(got, want) << H << " heads, pattern " << pattern << ", floor " << floor << ", 3 layers";
+        }
+      }
+  EXPECT_EQ(cases, 4 * 3 * 4 * 3);
+  const std::vector<int64_t> rows = {100};
+  const std::vector<float> scores(100, 1.0f);
+  EXPECT_THROW(
+      try {
+        run(*gpu, scores, 1, 100, rows, 10, Protect{4, 16}, 0.2, "kvpress");
       } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("cannot hold the 20 protected ones"), std::string::npos)
             << e.what();

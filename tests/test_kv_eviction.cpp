@@ -4,7 +4,9 @@
 // fresh session cut to the same keep sets, and bad specs fail clearly.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "core/error.h"
 #include "kv/budget.h"
@@ -255,6 +257,27 @@ TEST(KvBudgets, PyramidSchedulesOfBothLibraries) {
   EXPECT_EQ(uniform_keep(Budget{0, 0.8}, 1000), 199);
   EXPECT_EQ(uniform_keep(Budget{0, 0.9}, 1000), 99);
   EXPECT_EQ(uniform_keep(Budget{0, 0.1}, 1024), 921);
+}
+
+// kvpress's Ada-KV split ranks the leftover candidates of all heads as top_k
+// ranks one head's: NaN below every number, equal scores to the lower head,
+// then the earlier row (the GPU's split is checked against this).
+TEST(KvBudgets, AdaKvSplitRanksNanLastAndTiesToTheLowerHead) {
+  const int64_t rows[2] = {10, 10};
+  std::vector<float> nan_head(20, std::nanf(""));
+  for (int j = 10; j < 20; ++j) nan_head[size_t(j)] = float(j % 3) - 5.0f;
+  EXPECT_EQ(adakv_split(nan_head.data(), 10, rows, 2, 4, Protect{}, 0.0, "kvpress"),
+            (std::vector<int64_t>{0, 8}));
+  std::vector<float> nan_second(20, 1.0f);
+  for (int j = 10; j < 20; ++j) nan_second[size_t(j)] = std::nanf("");
+  EXPECT_EQ(adakv_split(nan_second.data(), 10, rows, 2, 4, Protect{}, 0.0, "kvpress"),
+            (std::vector<int64_t>{8, 0}));
+  const std::vector<float> ties(20, 0.5f);
+  EXPECT_EQ(adakv_split(ties.data(), 10, rows, 2, 4, Protect{}, 0.0, "kvpress"),
+            (std::vector<int64_t>{8, 0}));
+  // floor 0.5: each head first takes its best 2; the 4 left go to head 0.
+  EXPECT_EQ(adakv_split(ties.data(), 10, rows, 2, 4, Protect{}, 0.5, "kvpress"),
+            (std::vector<int64_t>{6, 2}));
 }
 
 TEST(KvSpecs, BadSpecsGiveClearErrors) {

@@ -240,6 +240,20 @@ class Backend {
   virtual void select_rows(const float* scores, int64_t n_heads, int64_t ld, const int64_t* rows,
                            const int64_t* budget, int64_t sinks, int64_t window, int64_t* out,
                            const int64_t* off) = 0;
+  // Ada-KV's split (core/adakv_split.h, `variant` its rule) of each layer's
+  // budget (keep rows per head on average) over its n_heads heads, for
+  // several layers at once: layer i's scores [n_heads, ld] hold rows[h]
+  // (host) rows in head h; out[i, h] (this backend's memory) = the rows head
+  // h of layer i keeps. Throws as adakv_split does.
+  struct AdaKvLayer {
+    const float* scores = nullptr;
+    int64_t ld = 0;
+    const int64_t* rows = nullptr;
+    int64_t keep = 0;
+  };
+  virtual void adakv_split(std::span<const AdaKvLayer> layers, int64_t n_heads, int64_t sinks,
+                           int64_t window, double floor, const std::string& variant,
+                           int64_t* out) = 0;
 };
 
 // A backend for a device: CPU with `threads` threads (<= 0: all hardware

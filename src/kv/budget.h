@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/adakv_split.h"  // adakv_split, Ada-KV's allocation
 #include "kv/policy.h"
 #include "kvsieve/policy.h"
 
@@ -29,18 +30,5 @@ int64_t uniform_keep(const Budget& b, int64_t n);
 // rounded half to even; the uniform budget when the schedule is out of range).
 std::vector<int64_t> layer_keep(const Budget& b, Allocation alloc, int64_t n, int64_t n_layer,
                                 int64_t window, double beta);
-
-// Ada-KV: splits one layer's budget (keep rows per head, window included, for
-// every head) across its H heads by score. scores [H, ld] (host) are the
-// pooled scores, rows[h] of them in head h; protected rows are kept by every
-// head. Returns rows kept per head.
-//   variant "kvpress": each head first keeps its protected rows and its best
-//     int(keep * floor) rows; the rest of the layer's keep * heads rows go to
-//     the best remaining scores of any head (ties: lower head, then earlier row).
-//   variant "kvcache-factory": with B = keep - window, each head's sorted
-//     scores are scaled by sum(top B) / sum(all); the heads' counts among the
-//     best B * heads of the layer set cap = round(count (1 - floor) + int(B floor)).
-std::vector<int64_t> adakv_split(const float* scores, int64_t ld, const int64_t* rows, int64_t H,
-                                 int64_t keep, Protect p, double floor, const std::string& variant);
 
 }  // namespace kvsieve

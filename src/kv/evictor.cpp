@@ -136,6 +136,21 @@ CutPlan Evictor::select(const KvStore& store, const Scores& sc, const Budget& bu
   // the per-layer budgets (pyramid) unless per-head budgets are given.
   const std::vector<int64_t> layer_budget =
       layer_keep(budget, policy_.alloc, store.rows(0, 0), L, prot.window, policy_.beta);
+  // Ada-KV: every layer's split where the scores are, then one read of the
+  // counts [L, S].
+  std::vector<int64_t> ada;
+  if (!head_budgets && policy_.alloc == Allocation::kAdaKV) {
+    DeviceArray<int64_t> counts(be, L * S);
+    std::vector<Backend::AdaKvLayer> layers;
+    for (int64_t l = 0; l < L; ++l) {
+      const Scores::Layer& ls = sc.layers[size_t(l)];
+      layers.push_back({ls.s.data(), ls.ld, ls.rows.data(), layer_budget[size_t(l)]});
+    }
+    be.adakv_split(layers, S, prot.sinks, prot.window, policy_.floor, policy_.ada_variant,
+                   counts.data());
+    const HostRead<int64_t> host(be, counts.data(), L * S);
+    ada.assign(host.data(), host.data() + L * S);
+  }
   std::vector<int64_t> per_head(static_cast<size_t>(S));
   for (int64_t l = 0; l < L; ++l) {
     const Scores::Layer& ls = sc.layers[size_t(l)];
@@ -143,10 +158,8 @@ CutPlan Evictor::select(const KvStore& store, const Scores& sc, const Budget& bu
       check(ls.rows[size_t(s)] == store.rows(l, s), "evictor: scores out of step with the cache");
     if (head_budgets) {
       for (int64_t s = 0; s < S; ++s) per_head[size_t(s)] = (*head_budgets)[size_t(l * S + s)];
-    } else if (policy_.alloc == Allocation::kAdaKV) {
-      const HostRead<float> host(be, ls.s.data(), S * ls.ld);
-      per_head = adakv_split(host.data(), ls.ld, ls.rows.data(), S, layer_budget[size_t(l)], prot,
-                             policy_.floor, policy_.ada_variant);
+    } else if (!ada.empty()) {
+      std::copy(ada.begin() + l * S, ada.begin() + (l + 1) * S, per_head.begin());
     } else {
       std::fill(per_head.begin(), per_head.end(), layer_budget[size_t(l)]);
     }

@@ -61,6 +61,9 @@ class CpuBackend final : public Backend {
   void select_rows(const float* scores, int64_t n_heads, int64_t ld, const int64_t* rows,
                    const int64_t* budget, int64_t sinks, int64_t window, int64_t* out,
                    const int64_t* off) override;
+  void adakv_split(std::span<const AdaKvLayer> layers, int64_t n_heads, int64_t sinks,
+                   int64_t window, double floor, const std::string& variant,
+                   int64_t* out) override;
 
  private:
   // Per-thread scratch of at least n floats (grown before a parallel loop).

@@ -8,6 +8,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/ops.h"
+#include "core/adakv_split.h"
 #include "core/error.h"
 #include "core/select.h"
 
@@ -137,6 +138,17 @@ void CpuBackend::select_rows(const float* scores, int64_t n_heads, int64_t ld, c
   });
   for (const auto& e : errors)
     if (!e.empty()) throw Error(e);
+}
+
+void CpuBackend::adakv_split(std::span<const AdaKvLayer> layers, int64_t n_heads, int64_t sinks,
+                             int64_t window, double floor, const std::string& variant,
+                             int64_t* out) {
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const AdaKvLayer& l = layers[i];
+    const std::vector<int64_t> per_head = kvsieve::adakv_split(
+        l.scores, l.ld, l.rows, n_heads, l.keep, Protect{sinks, window}, floor, variant);
+    std::copy(per_head.begin(), per_head.end(), out + int64_t(i) * n_heads);
+  }
 }
 
 }  // namespace kvsieve

@@ -509,6 +509,13 @@ void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
                                                              l_out);
 }
 
+void attention_merge(const float* part, int64_t items, int64_t n_split, int64_t hd, float* out,
+                     float* m_out, float* l_out, cudaStream_t s) {
+  if (items <= 0) return;
+  const dim3 merge_grid(unsigned(items), unsigned(ceil_div(hd, kMergeDims)));
+  attention_merge_kernel<<<merge_grid, kMergeThreads, 0, s>>>(part, n_split, hd, out, m_out, l_out);
+}
+
 void attention_colsums(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
                        int64_t n_head, const float* m, const float* l, float* colsum,
                        float* colcount, int64_t ld, cudaStream_t s) {

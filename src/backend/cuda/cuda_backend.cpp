@@ -5,8 +5,10 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -16,6 +18,8 @@
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_kernels.h"
 #include "backend/cuda/cuda_weights.h"
+#include "backend/host_access.h"
+#include "core/adakv_split.h"
 #include "core/error.h"
 #include "core/select.h"
 
@@ -44,7 +48,7 @@ class CudaBackend final : public Backend {
     // CUBLAS_COMPUTE_32F_PEDANTIC themselves (no TF32: the exact path is
     // checked against the CPU at 1e-4).
     cublas_check(cuda::blas().set_math_mode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
-    for (auto* a : {&scratch_, &dequant_}) a->bind(*this);
+    for (auto* a : {&scratch_, &dequant_, &probe_scratch_}) a->bind(*this);
     for (auto* a : {&half_x_, &half_w_}) a->bind(*this);
     stage_.bind(*this);
     cuda_check(cudaEventCreateWithFlags(&done_, cudaEventDisableTiming), "cudaEventCreate");
@@ -55,7 +59,7 @@ class CudaBackend final : public Backend {
     }
   }
   ~CudaBackend() override {
-    for (auto* a : {&scratch_, &dequant_}) a->resize(0);
+    for (auto* a : {&scratch_, &dequant_, &probe_scratch_}) a->resize(0);
     for (auto* a : {&half_x_, &half_w_}) a->resize(0);
     stage_.resize(0);
     cudaStreamSynchronize(stream_);
@@ -300,12 +304,15 @@ class CudaBackend final : public Backend {
     // steps (a few queries) split each head's rows over many warps instead.
     const bool flash = math_ == GpuMath::kTensor && a.n >= kFlashMinQueries &&
                        cuda::flash_attention_fits(a.kv.type, hd);
-    const int64_t splits = flash ? 0 : cuda::attention_splits(kv, a.n, a.n_head, max_rows(a.kv));
-    scratch_.reserve(items * splits * (hd + 2) + (a.colsum ? 2 * items : 0));
-    float* m = a.colsum ? scratch_.data() + items * splits * (hd + 2) : nullptr;
+    const int64_t splits = flash ? cuda::flash_splits(a.n, a.n_head, max_rows(a.kv))
+                                 : cuda::attention_splits(kv, a.n, a.n_head, max_rows(a.kv));
+    const int64_t parts = flash && splits == 1 ? 0 : splits;  // partial states kept
+    scratch_.reserve(items * parts * (hd + 2) + (a.colsum ? 2 * items : 0));
+    float* m = a.colsum ? scratch_.data() + items * parts * (hd + 2) : nullptr;
     float* l = m ? m + items : nullptr;
     if (flash) {
-      cuda::flash_attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, stream_);
+      cuda::flash_attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, splits, scratch_.data(),
+                            stream_);
       launched("flash attention");
     } else {
       cuda::attention(kv, a.q, q_pos, a.n, a.n_head, a.out, m, l, splits, scratch_.data(),
@@ -343,6 +350,17 @@ class CudaBackend final : public Backend {
     }
     check(p_ld >= need, "probe attention: probs_ld {} < {} rows + {} probes", p_ld, need - a.n_probe,
           a.n_probe);
+    // Key tiles shared by 64 query rows where the head size allows
+    // (KVSIEVE_PROBE=rows: one block per probe and head, to compare).
+    const char* env = std::getenv("KVSIEVE_PROBE");
+    if (cuda::probe_tiles_apply(kv) && !(env && std::string(env) == "rows")) {
+      probe_scratch_.reserve(cuda::probe_tiles_scratch(a.n_probe, a.n_head, need - a.n_probe));
+      cuda::probe_tiles(kv, a.q, q_pos, a.n_probe, a.n_head, a.own_k, p, p_ld, a.probs != nullptr,
+                        a.out, a.ld, reduce_code(a.reduce), need - a.n_probe, probe_scratch_.data(),
+                        stream_);
+      launched("probe attention (tiles)");
+      return;
+    }
     cuda::probe_probs(kv, a.q, q_pos, a.n_probe, a.n_head, a.own_k, p, p_ld, stream_);
     launched("probe attention");
     if (a.out) {
@@ -434,6 +452,52 @@ class CudaBackend final : public Backend {
     heads.off = st.at<int64_t>(h_off);
     cuda::select_rows(scores, n_heads, ld, heads, sinks, window, out, stream_);
     launched("select rows");
+  }
+
+  void adakv_split(std::span<const AdaKvLayer> layers, int64_t n_heads, int64_t sinks,
+                   int64_t window, double floor, const std::string& variant,
+                   int64_t* out) override {
+    const int64_t L = int64_t(layers.size());
+    if (L == 0) return;
+    if (variant != "kvpress" || n_heads > cuda::kMaxAdaKvHeads) {
+      // KVCache-Factory's rule, or layers too wide for one block: the host's.
+      std::vector<int64_t> all;
+      for (const AdaKvLayer& l : layers) {
+        const HostRead<float> host(*this, l.scores, n_heads * l.ld);
+        const std::vector<int64_t> per_head = kvsieve::adakv_split(
+            host.data(), l.ld, l.rows, n_heads, l.keep, Protect{sinks, window}, floor, variant);
+        all.insert(all.end(), per_head.begin(), per_head.end());
+      }
+      upload(out, all.data(), all.size() * sizeof(int64_t));
+      return;
+    }
+    std::vector<const float*> scores;
+    std::vector<int64_t> ld, keep, safe, rows;
+    for (const AdaKvLayer& l : layers) {
+      for (int64_t h = 0; h < n_heads; ++h)
+        if (l.keep < l.rows[h])
+          check(protected_count(l.rows[h], Protect{sinks, window}) <= l.keep,
+                "a budget of {} tokens cannot hold the {} protected ones", l.keep,
+                protected_count(l.rows[h], Protect{sinks, window}));
+      scores.push_back(l.scores);
+      ld.push_back(l.ld);
+      keep.push_back(l.keep);
+      safe.push_back(int64_t(double(l.keep) * floor));
+      rows.insert(rows.end(), l.rows, l.rows + n_heads);
+    }
+    Staging st(*this);
+    const size_t h_scores = st.add(scores.data(), L), h_ld = st.add(ld.data(), L),
+                 h_keep = st.add(keep.data(), L), h_safe = st.add(safe.data(), L),
+                 h_rows = st.add(rows.data(), L * n_heads);
+    st.send();
+    cuda::AdaKvLayers d;
+    d.scores = st.at<const float*>(h_scores);
+    d.ld = st.at<int64_t>(h_ld);
+    d.keep = st.at<int64_t>(h_keep);
+    d.safe = st.at<int64_t>(h_safe);
+    d.rows = st.at<int64_t>(h_rows);
+    cuda::adakv_split(d, L, n_heads, sinks, window, out, stream_);
+    launched("Ada-KV split");
   }
 
  private:
@@ -564,6 +628,7 @@ class CudaBackend final : public Backend {
   DeviceArray<uint8_t> stage_;
   GpuMath math_;
   DeviceArray<float> scratch_, dequant_;
+  DeviceArray<float> probe_scratch_;  // tiled probes' maxima and softmax sums
   DeviceArray<uint16_t> half_x_, half_w_;  // [n, cols] activations, [rows, cols] weights in 16 bits
   std::vector<float> host_cos_, host_sin_;
   static constexpr size_t kPinnedBytes = size_t(4) << 20;

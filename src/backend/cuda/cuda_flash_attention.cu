@@ -16,6 +16,7 @@
 // each 8-wide tile. Rows a query may not see (pos > its position, or past
 // the head's count) get probability 0; a step that no query of a warp sees
 // is skipped by that warp.
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
@@ -96,7 +97,7 @@ constexpr size_t flash_smem_bytes(bool pipe) {
 template <typename T, int HD, int kBM, bool kPipe>
 __global__ void __launch_bounds__(kBM / 16 * 32)
     flash_mma_kernel(KvDev kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
-                     float* out, float* m_out, float* l_out) {
+                     float* out, float* m_out, float* l_out, int n_split, float* part) {
   constexpr int kLd = HD + 8;  // shared row in T: 16 bytes of padding against bank conflicts
   constexpr int kKT = HD / 16, kNT = HD / 8, kST = kBN / 8;
   extern __shared__ __align__(16) uint8_t flash_smem[];
@@ -118,6 +119,11 @@ __global__ void __launch_bounds__(kBM / 16 * 32)
   // Positions increase along the batch: the block's last query sees most.
   const int64_t t_last = min(n, t0 + kBM) - 1;
   const int j_end = int(visible(pos, rows, query_pos(kv, q_pos, t_last)));
+  // Split z of n_split takes its share of the block's steps (few query tiles
+  // over a long cache: the splits fill the GPU, attention_merge adds them up).
+  const int steps = (j_end + kBN - 1) / kBN, per = (steps + n_split - 1) / n_split;
+  const int j_begin = min(j_end, int(blockIdx.z) * per * kBN);
+  const int j_stop = min(j_end, (int(blockIdx.z) + 1) * per * kBN);
 
   // Q scaled by log2(e)/sqrt(HD), as A fragments for every 16 of its dims.
   uint32_t qf[kKT][4];
@@ -169,12 +175,12 @@ __global__ void __launch_bounds__(kBM / 16 * 32)
     if constexpr (kPipe) cp_async_commit();
   };
   if constexpr (kPipe) {
-    if (j_end > 0) stage(0, 0);
+    if (j_begin < j_stop) stage(j_begin, 0);
   }
-  for (int j0 = 0, step = 0; j0 < j_end; j0 += kBN, ++step) {
+  for (int j0 = j_begin, step = 0; j0 < j_stop; j0 += kBN, ++step) {
     const int b = kPipe ? step & 1 : 0;
     if constexpr (kPipe) {
-      if (j0 + kBN < j_end) {
+      if (j0 + kBN < j_stop) {
         stage(j0 + kBN, b ^ 1);  // the buffer the previous step used: every warp left it
         cp_async_wait<1>();      // this step's rows are in
       } else {
@@ -272,6 +278,34 @@ __global__ void __launch_bounds__(kBM / 16 * 32)
   l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
   l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
   l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  if (n_split > 1) {  // unnormalised, for attention_merge: [m (natural units), l, O]
+    constexpr int kStride = HD + 2;
+    float* pa = part + ((ta * n_head + h) * n_split + blockIdx.z) * kStride;
+    float* pb = part + ((tb * n_head + h) * n_split + blockIdx.z) * kStride;
+#pragma unroll
+    for (int i = 0; i < kNT; ++i) {
+      const int d = i * 8 + 2 * c;
+      if (ta < n) {
+        pa[2 + d] = o[i][0];
+        pa[3 + d] = o[i][1];
+      }
+      if (tb < n) {
+        pb[2 + d] = o[i][2];
+        pb[3 + d] = o[i][3];
+      }
+    }
+    if (c == 0) {
+      if (ta < n) {
+        pa[0] = m_a == -INFINITY ? -INFINITY : m_a / kLog2e;
+        pa[1] = l_a;
+      }
+      if (tb < n) {
+        pb[0] = m_b == -INFINITY ? -INFINITY : m_b / kLog2e;
+        pb[1] = l_b;
+      }
+    }
+    return;
+  }
   const float ia = l_a > 0.0f ? 1.0f / l_a : 0.0f, ib = l_b > 0.0f ? 1.0f / l_b : 0.0f;
 #pragma unroll
   for (int i = 0; i < kNT; ++i) {
@@ -297,7 +331,7 @@ __global__ void __launch_bounds__(kBM / 16 * 32)
 
 template <typename T, int HD>
 void launch(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
-            float* out, float* m_out, float* l_out, cudaStream_t s) {
+            float* out, float* m_out, float* l_out, int n_split, float* part, cudaStream_t s) {
   // KVSIEVE_FLASH: "64" / "128" (queries per block, one buffer) or "128p"
   // (two buffers, cp.async); for comparing them.
   static const int variant = [] {
@@ -313,8 +347,9 @@ void launch(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, in
   (void)opted_in;  // a refusal shows as the launch's error
   auto go = [&](auto kernel, int bm, bool pipe) {
     const size_t smem = flash_smem_bytes<HD>(pipe);
-    const dim3 grid(unsigned(ceil_div(n, bm)), unsigned(n_head));
-    kernel<<<grid, bm / 16 * 32, smem, s>>>(kv, q, q_pos, n, n_head, out, m_out, l_out);
+    const dim3 grid(unsigned(ceil_div(n, bm)), unsigned(n_head), unsigned(n_split));
+    kernel<<<grid, bm / 16 * 32, smem, s>>>(kv, q, q_pos, n, n_head, out, m_out, l_out, n_split,
+                                            part);
   };
   if (variant == 0) go(flash_mma_kernel<T, HD, 64, false>, 64, false);
   else if (variant == 1) go(flash_mma_kernel<T, HD, 128, false>, 128, false);
@@ -327,17 +362,28 @@ bool flash_attention_fits(DType type, int64_t head_dim) {
   return (type == DType::BF16 || type == DType::F16) && (head_dim == 64 || head_dim == 128);
 }
 
+int64_t flash_splits(int64_t n, int64_t n_head, int64_t max_rows) {
+  // Blocks of 128 queries (the default variant); below two per SM of an
+  // H100/H200 (132) the cache's rows are split, at least 4 steps each.
+  const int64_t blocks = ceil_div(n, 128) * n_head;
+  if (blocks >= 264) return 1;
+  return std::max<int64_t>(1, std::min(ceil_div(264, blocks), max_rows / (kBN * 4)));
+}
+
 void flash_attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
-                     int64_t n_head, float* out, float* m_out, float* l_out, cudaStream_t s) {
+                     int64_t n_head, float* out, float* m_out, float* l_out, int64_t n_split,
+                     float* part, cudaStream_t s) {
   if (n <= 0) return;
+  const int ns = int(std::max<int64_t>(1, n_split));
   const bool bf16 = kv.type == DType::BF16;
   if (kv.head_dim == 64) {
-    if (bf16) launch<__nv_bfloat16, 64>(kv, q, q_pos, n, n_head, out, m_out, l_out, s);
-    else launch<__half, 64>(kv, q, q_pos, n, n_head, out, m_out, l_out, s);
+    if (bf16) launch<__nv_bfloat16, 64>(kv, q, q_pos, n, n_head, out, m_out, l_out, ns, part, s);
+    else launch<__half, 64>(kv, q, q_pos, n, n_head, out, m_out, l_out, ns, part, s);
   } else {
-    if (bf16) launch<__nv_bfloat16, 128>(kv, q, q_pos, n, n_head, out, m_out, l_out, s);
-    else launch<__half, 128>(kv, q, q_pos, n, n_head, out, m_out, l_out, s);
+    if (bf16) launch<__nv_bfloat16, 128>(kv, q, q_pos, n, n_head, out, m_out, l_out, ns, part, s);
+    else launch<__half, 128>(kv, q, q_pos, n, n_head, out, m_out, l_out, ns, part, s);
   }
+  if (ns > 1) attention_merge(part, n * n_head, ns, kv.head_dim, out, m_out, l_out, s);
 }
 
 }  // namespace kvsieve::cuda

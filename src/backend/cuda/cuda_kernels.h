@@ -90,13 +90,22 @@ int64_t attention_splits(const KvDev& kv, int64_t n, int64_t n_head, int64_t max
 void attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n, int64_t n_head,
                float* out, float* m_out, float* l_out, int64_t n_split, float* scratch,
                cudaStream_t s);
+// Adds up n_split partial softmax states per item (part: [items, n_split,
+// head_dim + 2], each m in natural units, l, unnormalised output) into out
+// [items, head_dim], and m_out, l_out [items] when given.
+void attention_merge(const float* part, int64_t items, int64_t n_split, int64_t hd, float* out,
+                     float* m_out, float* l_out, cudaStream_t s);
 // The same on the tensor cores (cuda_flash_attention.cu) for a batch of
 // queries over a 16-bit cache: queries and probabilities rounded to the
-// cache's type, f32 accumulation, no scratch. For F16 and BF16 caches with
-// head_dim 64 or 128 (flash_attention_fits).
+// cache's type, f32 accumulation. For F16 and BF16 caches with head_dim 64
+// or 128 (flash_attention_fits). A batch of few queries over many rows (a
+// Judge Q soft pass) splits the rows n_split ways (flash_splits), each
+// block's state going to part [n·n_head, n_split, head_dim + 2], merged after.
 bool flash_attention_fits(DType type, int64_t head_dim);
+int64_t flash_splits(int64_t n, int64_t n_head, int64_t max_rows);
 void flash_attention(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n,
-                     int64_t n_head, float* out, float* m_out, float* l_out, cudaStream_t s);
+                     int64_t n_head, float* out, float* m_out, float* l_out, int64_t n_split,
+                     float* part, cudaStream_t s);
 // H2O's record: colsum[h, j] += p(t, h, j) for t in batch order, and
 // colcount[h, j] += 1 for every query that saw row j; p recomputed from the
 // keys and the queries' m and l.
@@ -114,6 +123,17 @@ void probe_probs(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t 
 void probe_reduce(const float* p, int64_t n_probe, int64_t n_head, int64_t p_ld,
                   const int64_t* rows, int64_t group, int how, float* out, int64_t ld,
                   cudaStream_t s);
+// The same probabilities and reduction as probe_probs + probe_reduce (bit for
+// bit), computed in tiles of keys shared by 64 query rows
+// (cuda_probe_tiles.cu); for head_dim 64 or 128 (probe_tiles_apply). p as
+// probe_probs' (its final contents only when write_probs); max_rows: the
+// layer's most rows; scratch: probe_tiles_scratch floats.
+bool probe_tiles_apply(const KvDev& kv);
+int64_t probe_tiles_scratch(int64_t n_probe, int64_t n_head, int64_t max_rows);
+void probe_tiles(const KvDev& kv, const float* q, const int32_t* q_pos, int64_t n_probe,
+                 int64_t n_head, const float* own_k, float* p, int64_t p_ld, bool write_probs,
+                 float* out, int64_t ld, int how, int64_t max_rows, float* scratch,
+                 cudaStream_t s);
 
 // ---- the rows a cut keeps (cuda_select.cu)
 struct SelectHeads {
@@ -126,6 +146,17 @@ struct SelectHeads {
 // best scores; ties: the earlier row; NaN last) at out[off[h] ..].
 void select_rows(const float* scores, int64_t n_heads, int64_t ld, const SelectHeads& heads,
                  int64_t sinks, int64_t window, int64_t* out, cudaStream_t s);
+// Backend::adakv_split, kvpress's rule, one block per layer, for layers of
+// at most kMaxAdaKvHeads heads: out[l, h] = rows head h of layer l keeps. The
+// arrays are on the device, [n_layers] each (rows [n_layers, n_heads]); safe
+// = int(keep * floor); the host has checked that the protected rows fit.
+constexpr int64_t kMaxAdaKvHeads = 32;
+struct AdaKvLayers {
+  const float* const* scores = nullptr;
+  const int64_t *ld = nullptr, *keep = nullptr, *safe = nullptr, *rows = nullptr;
+};
+void adakv_split(const AdaKvLayers& layers, int64_t n_layers, int64_t n_heads, int64_t sinks,
+                 int64_t window, int64_t* out, cudaStream_t s);
 
 // ---- the KV store and the eviction pipeline (cuda_kv_ops.cu)
 // k, v [n, n_head_kv, head_dim] f32 into rows rows[s] .. of every stored head.
