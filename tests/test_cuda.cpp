@@ -361,25 +361,16 @@ TEST(Cuda, TiledProbeAttentionEqualsOneBlockPerProbe) {
               for (int64_t t = 0; t < n_probe; ++t) q_pos[size_t(t)] = int32_t(830 + t);  // some rows unseen
               const int64_t ld = capacity, p_ld = capacity + n_probe;
               auto run = [&](Backend& be) {
-                DeviceArray<uint8_t> dk(be, int64_t(k.size())), dv(be, int64_t(v.size()));
-                DeviceArray<int32_t> dpos(be, int64_t(pos.size()));
-                DeviceArray<float> dq(be, int64_t(q.size())), down(be, int64_t(own_k.size()));
+                // The cache and queries as attention's test sets them up (v: zeros).
+                AttentionCase c(be, type, k.data(), v.data(), k.size(), pos, rows, n_stored,
+                                capacity, hd, q, q_pos.data(), n_probe, n_head);
+                DeviceArray<float> down(be, int64_t(own_k.size()));
                 DeviceArray<float> out(be, n_head * ld), probs(be, n_probe * n_head * p_ld);
-                be.upload(dk.data(), k.data(), k.size());
-                be.upload(dpos.data(), pos.data(), pos.size() * 4);
-                be.upload(dq.data(), q.data(), q.size() * 4);
                 be.upload(down.data(), own_k.data(), own_k.size() * 4);
                 be.zero(out.data(), out.bytes());
                 ProbeAttentionArgs a;
-                a.kv.type = type;
-                a.kv.k = dk.data();
-                a.kv.v = dv.data();
-                a.kv.pos = dpos.data();
-                a.kv.rows = rows;
-                a.kv.n_stored = n_stored;
-                a.kv.capacity = capacity;
-                a.kv.head_dim = hd;
-                a.q = dq.data();
+                a.kv = c.a.kv;
+                a.q = c.a.q;
                 a.q_pos = q_pos.data();
                 a.n_probe = n_probe;
                 a.n_head = n_head;
