@@ -91,10 +91,17 @@ TEST(Cuda, WeightProductsOfEveryTypeMatchTheCpu) {
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * dtype_row_bytes(t, cols), cols);
     const TensorView W = matrix("w", t, rows, cols, raw.data(), raw.size());
+    // The CPU multiplies Q4_0 by x quantized to 8 bits (as llama.cpp; the
+    // K-quants' decode does too), the GPU by f32 x: its reference is the
+    // CPU's product of the decoded weights in F32.
+    std::vector<float> deq(wf.size());
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(t, raw.data() + size_t(r) * dtype_row_bytes(t, cols), deq.data() + r * cols, cols);
+    const TensorView Wd = matrix("wd", DType::F32, rows, cols, deq.data(), deq.size() * sizeof(float));
     for (int64_t n : {1, 3, 8, 9, 40}) {
       std::vector<float> x(size_t(n * cols));
       for (float& v : x) v = nd(rng);
-      const auto want = product(*cpu, W, x, n, &bias);
+      const auto want = product(*cpu, t == DType::Q4_0 ? Wd : W, x, n, &bias);
       const auto got = product(*gpu, W, x, n, &bias);
       EXPECT_LE(rel_diff(got, want), 1e-5) << dtype_name(t) << " n=" << n;
     }
