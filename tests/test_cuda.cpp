@@ -93,10 +93,17 @@ TEST(Cuda, WeightProductsOfEveryTypeMatchTheCpu) {
     for (int64_t r = 0; r < rows; ++r)
       quantize_row(t, wf.data() + r * cols, raw.data() + size_t(r) * dtype_row_bytes(t, cols), cols);
     const TensorView W = matrix("w", t, rows, cols, raw.data(), raw.size());
+    // The CPU multiplies Q4_0 by x quantized to 8 bits (as llama.cpp; the
+    // K-quants' decode does too), the GPU by f32 x: its reference is the
+    // CPU's product of the decoded weights in F32.
+    std::vector<float> deq(wf.size());
+    for (int64_t r = 0; r < rows; ++r)
+      dequantize_row(t, raw.data() + size_t(r) * dtype_row_bytes(t, cols), deq.data() + r * cols, cols);
+    const TensorView Wd = matrix("wd", DType::F32, rows, cols, deq.data(), deq.size() * sizeof(float));
     for (int64_t n : {1, 3, 8, 9, 40}) {
       std::vector<float> x(size_t(n * cols));
       for (float& v : x) v = nd(rng);
-      const auto want = product(*cpu, W, x, n, &bias);
+      const auto want = product(*cpu, t == DType::Q4_0 ? Wd : W, x, n, &bias);
       const auto got = product(*gpu, W, x, n, &bias);
       EXPECT_LE(rel_diff(got, want), 1e-5) << dtype_name(t) << " n=" << n;
     }
@@ -708,7 +715,8 @@ TEST_P(CudaModels, TensorMathLogitsMatchTheCpu) {
 // Tensor math end to end, on random models whose heads are as wide as real
 // ones (the fixtures' 16 are not, so their prefill attention stays on the
 // exact kernel): every logit of a 300-token prompt in chunks of 128, bf16
-// cache, against the CPU. bf16 keeps 8 significant bits (u = 2^-8): each
+// cache, against the CPU (quantized models: the CPU runs their dequantized
+// F32 copy, as the GPU computes in floats). bf16 keeps 8 significant bits (u = 2^-8): each
 // of a layer's seven products and its attention rounds its inputs once, so
 // after three layers the worst of 150K logits moves by a few u (measured on
 // an H200: bf16 1.0e-2, f16 5.1e-3; q8_0 1.4e-2 and q4_k_m 1.3e-2 while
@@ -733,9 +741,9 @@ TEST(Cuda, TensorMathLogitsStayWithinBf16OfTheCpu) {
     std::mt19937 rng(9);
     std::vector<int32_t> ids(300);
     for (int32_t& id : ids) id = int32_t(rng() % 512);
-    auto logits = [&](const std::string& device) {
+    auto logits = [&](const std::string& device, const std::string& model) {
       EngineOptions eo;
-      eo.model = path;
+      eo.model = model;
       eo.device = device;
       eo.threads = 2;
       SessionOptions so;
@@ -746,7 +754,16 @@ TEST(Cuda, TensorMathLogitsStayWithinBf16OfTheCpu) {
       s->prefill(ids, &all);
       return all;
     };
-    const std::vector<float> gpu = logits("cuda"), cpu = logits("cpu");
+    // The CPU multiplies Q4_K (as Q4_0) by activations quantized to 8 bits,
+    // as llama.cpp does, and the GPU by rounded f32 ones: for the quantized
+    // types the CPU's reference is the F32 copy of the dequantized weights.
+    std::string cpu_model = path;
+    if (std::string(c.type).rfind("q", 0) == 0) {
+      cpu_model = d.file(std::string(c.type) + "-f32.gguf");
+      const auto cv = run_kvsieve(fmt::format("convert {} --type f32 -o {}", path, cpu_model));
+      ASSERT_EQ(cv.exit_code, 0) << cv.err;
+    }
+    const std::vector<float> gpu = logits("cuda", path), cpu = logits("cpu", cpu_model);
     const double diff = rel_diff(gpu, cpu), n2 = rel_l2(gpu, cpu);
     std::printf("[ cuda ] tensor math, %s, head_dim %d: prompt logits %.2e (max |diff| / max "
                 "|logit|), %.2e (norms)\n",

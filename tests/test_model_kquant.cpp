@@ -116,13 +116,16 @@ TEST(ModelKQuant, RowsNotMultipleOf256FallBackToQ8_0) {
 
 // A quantized model against the F32 copy of its own dequantized weights
 // (`convert --type f32` of the quantized file): the same model, so whatever
-// differs is the arithmetic of the quantized path. Q8_0, Q4_0, Q4_1 and the
-// prefill of K-quants multiply f32 activations by the dequantized weights:
-// only f32 summation order differs (measured: 0 for Q8_0, Q4_0, Q4_1; 5e-7
-// for Q4_K_M prefill). K-quant decode quantizes the activations to Q8_K (as
-// llama.cpp does; llama.cpp also rounds activations to Q8_0 for Q8_0/Q4_0
-// weights and to f16 for F16 ones): measured .029 relative RMS logit error
-// (Q4_K_M) from that alone; bound 2x. That error is not reproducible across
+// differs is the arithmetic of the quantized path. Q8_0 and Q4_1 multiply
+// f32 activations by the dequantized weights: only f32 summation order
+// differs (measured: 2e-7, 4e-7). K-quant decode quantizes the activations
+// to Q8_K, and so does Q4_K prefill on AVX2/AVX-512 (integer tiles); Q4_0
+// quantizes them to 8 bits in blocks of 32 in decode and prefill (as
+// llama.cpp does for Q4_0 and Q4_K; it also rounds activations to Q8_0 for
+// Q8_0 weights and to f16 for F16 ones). Measured relative RMS logit error
+// from that alone, on an AVX2 machine (prefill / decode): Q4_0 .023/.026,
+// Q4_K_M .031/.036; bounds 2x (0.05, 0.06). A target without the integer
+// paths (SSE4) has the f32 prefill's error, far inside. That error is not reproducible across
 // implementations: any change of summation order moves values across the Q8
 // roundings, so two engines that quantize activations (or one evaluating a
 // prompt in a batch or token by token) drift apart by about as much, and
@@ -137,8 +140,9 @@ TEST(ModelKQuant, QuantizedModelIsItsDequantizedCopy) {
   for (auto& t : ids) t = int32_t(rng() % 512);
   CpuBackend be(2);
   const int64_t V = 512;
-  struct Case { const char* type; double decode_bound; };
-  for (Case c : {Case{"q8_0", 1e-5}, Case{"q4_0", 1e-5}, Case{"q4_1", 1e-5}, Case{"q4_k_m", 0.06}}) {
+  struct Case { const char* type; double prefill_bound, decode_bound; };
+  for (Case c : {Case{"q8_0", 1e-5, 1e-5}, Case{"q4_0", 0.05, 0.05}, Case{"q4_1", 1e-5, 1e-5},
+                 Case{"q4_k_m", 0.06, 0.06}}) {
     const std::string q = d.file(std::string(c.type) + ".gguf"), deq = d.file(std::string(c.type) + "-f32.gguf");
     r = run_kvsieve("convert " + d.file("f32.gguf") + " --type " + c.type + " -o " + q);
     ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -149,7 +153,7 @@ TEST(ModelKQuant, QuantizedModelIsItsDequantizedCopy) {
     const double pre = rel_rms(ref, got, V, 0, 40), dec = rel_rms(ref, got, V, 40, 48);
     std::printf("%-7s vs its dequantized F32 copy, relative RMS logit difference: prefill %.2e decode %.2e\n",
                 c.type, pre, dec);
-    EXPECT_LT(pre, 1e-5) << c.type;
+    EXPECT_LT(pre, c.prefill_bound) << c.type;
     EXPECT_LT(dec, c.decode_bound) << c.type;
   }
 }

@@ -27,8 +27,8 @@ using kvsieve::testing::Misaligned;
 
 namespace {
 
-constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0,
-                            DType::Q4_1};
+// Q4_0's dot form quantizes x (tests in test_ops_matmul_q4_0.cpp).
+constexpr DType kTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_1};
 constexpr float kGuard = -999.0f;
 
 // A random weight matrix stored in type t, starting 4 bytes past an aligned
@@ -138,8 +138,8 @@ TEST(Matmul, LargerShapeSpansTilesAndThreads) {
 }
 
 // matmuls (a layer's q/k/v or gate/up products as one parallel loop) gives
-// every output as matmul does: bit for bit for the K-quants (each row is one
-// kernel call whatever the chunks), within the f32 bound for the others
+// every output as matmul does: bit for bit for the K-quants and Q4_0 (each
+// row is one kernel call whatever the chunks), within the f32 bound for the others
 // (their tiles depend on where a thread's chunk starts). Mixed types, rows
 // of every product split between chunks, n in the dot form and past it.
 TEST(Matmul, FusedProductsMatchSeparateOnes) {
@@ -182,7 +182,7 @@ TEST(Matmul, FusedProductsMatchSeparateOnes) {
             const std::string what = std::string(k->target) + " product " + std::to_string(j) +
                                      " threads=" + std::to_string(pool->size());
             const int64_t rows = ws[j].view.rows();
-            if (is_kquant(ws[j].view.type)) {
+            if (is_kquant(ws[j].view.type) || ws[j].view.type == DType::Q4_0) {
               for (int64_t i = 0; i < n * rows; ++i) ASSERT_EQ(ys[j][i], sep[j][i]) << what << " n=" << n << " at " << i;
               ASSERT_EQ(ys[j][n * rows], kGuard) << what << " wrote past y";
             } else {

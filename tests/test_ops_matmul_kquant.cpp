@@ -8,9 +8,12 @@
 //    bounded by |d·isum| + |dmin·msum| per block: we take
 //    tol = (nb + 24)·u·4·Σ|w·x_q| (the 4: |d·sc·q| + |dmin·mn| <= |w| + 2·|dmin·mn|,
 //    and the mins are at most the block's magnitude).
-//  * panel form (n > 20 on the SIMD targets): weights decoded by core's
-//    dequantize_row, x in f32, so the f64 reference of test_ops_matmul.cpp
-//    applies with its bound (cols + 2)·u·Σ|w·x|.
+//  * Q4_K's integer tiles (n > 8 on AVX2 and AVX-512, gemm_q4_k.cpp): x
+//    quantized to Q8_K as in the dot form, and each output is the reference
+//    bit for bit (checked besides the bound).
+//  * panel form (n > 20 on the SIMD targets, other types): weights decoded
+//    by core's dequantize_row, x in f32, so the f64 reference of
+//    test_ops_matmul.cpp applies with its bound (cols + 2)·u·Σ|w·x|.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -56,8 +59,12 @@ struct KWeights {
   const uint8_t* row(int64_t r) const { return storage.data() + 4 + size_t(r) * dtype_row_bytes(view.type, view.cols()); }
 };
 
-bool dot_form(const CpuKernels& k, int64_t n) {
-  return std::string(k.target) == "SCALAR" || n <= 8;
+bool int_target(const CpuKernels& k) {
+  return std::string(k.target) == "AVX2" || std::string(k.target).rfind("AVX3", 0) == 0;
+}
+// x quantized to Q8_K: the dot form, or Q4_K's integer tiles.
+bool dot_form(const CpuKernels& k, DType t, int64_t n) {
+  return std::string(k.target) == "SCALAR" || n <= 8 || (t == DType::Q4_K && int_target(k));
 }
 
 void check_target(const CpuKernels& k, ThreadPool& pool, const KWeights& w, const float* x, int64_t n,
@@ -70,7 +77,7 @@ void check_target(const CpuKernels& k, ThreadPool& pool, const KWeights& w, cons
                            " rows=" + std::to_string(rows) + " cols=" + std::to_string(cols) +
                            " n=" + std::to_string(n) + (bias ? " bias" : "") + " threads=" +
                            std::to_string(pool.size());
-  if (dot_form(k, n)) {
+  if (dot_form(k, w.view.type, n)) {
     std::vector<BlockQ8_K> xq(size_t(n * nb));
     std::vector<float> xd(static_cast<size_t>(cols));
     for (int64_t i = 0; i < n; ++i) {
@@ -86,6 +93,10 @@ void check_target(const CpuKernels& k, ThreadPool& pool, const KWeights& w, cons
         // reference.
         const std::string tn(k.target);
         if (n == 1 && (tn.rfind("AVX3", 0) == 0 || tn == "AVX2") && w.view.type != DType::Q5_K) {
+          ASSERT_EQ(y[i * rows + r], ref) << what << " r=" << r;
+        }
+        // So do Q4_K's integer tiles.
+        if (n > 20 && int_target(k) && w.view.type == DType::Q4_K) {
           ASSERT_EQ(y[i * rows + r], ref) << what << " r=" << r;
         }
       }
@@ -115,7 +126,7 @@ TEST(MatmulKQuant, EveryTypeTargetShapeAndThreadCount) {
       KWeights w(t, rows, cols, rng);
       std::vector<float> bias(static_cast<size_t>(rows));
       kvsieve::testing::fill_uniform(bias.data(), rows, rng);
-      for (int64_t n : {1, 2, 3, 8, 29, 64}) {
+      for (int64_t n : {1, 2, 3, 8, 29, 63}) {
         Misaligned x(n * cols);
         kvsieve::testing::fill_uniform(x.data(), n * cols, rng);
         for (const CpuKernels* k : targets)

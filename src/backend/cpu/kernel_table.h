@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/q4_0_dot.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "core/rope_types.h"
@@ -23,6 +24,9 @@ struct CpuKernels {
   // A row of n weights of type t to f32, exactly core's dequantize_row (the
   // decoder the panel form of matmul uses; SIMD for the K-quants).
   void (*dequantize_row)(DType t, const void* row, int64_t n, float* out);
+  // x[n] to the 8-bit blocks of the Q4_0 dot form, exactly core's
+  // quantize_row_q8_0x (reachable here so the tests can check every target).
+  void (*quantize_row_q8_0x)(const float* x, BlockQ8_0x* y, int64_t n);
   float (*dot)(const float* a, const float* b, int64_t n);
   void (*axpy)(float a, const float* x, float* y, int64_t n);
   void (*dot_rows)(const float* q, const float* rows, int64_t n_rows, int64_t stride, int64_t dim,

@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "core/kquant.h"
+#include "core/thread_pool.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
@@ -31,6 +32,13 @@ namespace HWY_NAMESPACE {
 void DequantRowQ4K(const uint8_t* row, size_t K, float* out);
 void DequantRowQ5K(const uint8_t* row, size_t K, float* out);
 void DequantRowQ6K(const uint8_t* row, size_t K, float* out);
+
+// The matrix-matrix form of Q4_K (prefill, gemm_q4_k.cpp): y [n][rows] =
+// the rows of w against xq [n][nb] (x quantized to Q8_K) (+ bias), each
+// output dot_q4_K_q8_K bit for bit. false (nothing done) on targets without
+// it (then the f32 panels of matmul-inl.h).
+bool GemmQ4K(const uint8_t* w, size_t row_bytes, int64_t rows, const BlockQ8_K* xq, int64_t n, size_t nb,
+             float* y, ThreadPool& pool, const float* bias);
 
 void DotRowsQ4K(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const BlockQ8_K* x,
                 int64_t n, size_t nb, float* y, size_t ys, const float* bias);

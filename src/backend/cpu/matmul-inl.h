@@ -27,6 +27,12 @@
 // levels times 6/8-bit sub-block scales are exact int16s, and an int16 pair
 // product does twice the work of an f32 FMA. In the panel form they are
 // dequantized to f32 by the same files (exactly core's dequantize_row values).
+// Q4_0 does the same with x quantized to 8 bits in blocks of 32 (BlockQ8_0x,
+// matmul_q4_0.cpp): widening its nibbles to f32 made decode compute-bound.
+// On AVX2/AVX-512, Q4_0 and Q4_K prefill too multiply quantized x in
+// integers, 8 W rows by 4 x rows per tile (matmul_q4_0.cpp, gemm_q4_k.cpp):
+// 32 byte products per instruction against 8 f32 FMAs, which llama.cpp's
+// repacked Q4_0/Q4_K kernels also use.
 //
 // Other quantized weights are dequantized to f32 (exactly the values of core's
 // dequantize_row) rather than quantizing x to Q8 for integer dots: the
@@ -50,6 +56,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/kquant.h"
+#include "core/q4_0_dot.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "backend/cpu/reduce-inl.h"
@@ -286,38 +293,7 @@ HWY_NOINLINE void DotTile(const uint8_t* HWY_RESTRICT w, size_t wstride, size_t 
     for (size_t r = 0; r < NR; ++r) acc[m][r] = hn::Zero(d);
   float sums[MR][NR];
 
-  if constexpr (T == DType::Q4_0 && kN == 16) {
-    // 16 lanes: decode nibbles with a table lookup. Per block and row the
-    // table holds d * float(q - 8) for q = 0..15 (the values dequantize_row
-    // gives), and one vpermps turns 16 nibbles into weights; this replaces
-    // the subtract, convert and scale of the generic decoder (Q4_0 decode is
-    // bound by this arithmetic, not by memory).
-    const hn::RebindToSigned<DF> di;
-    const hn::Rebind<uint8_t, DF> d8;
-    const VF levels = hn::ConvertTo(d, hn::Sub(hn::Iota(di, 0), hn::Set(di, 8)));
-    const auto low4 = hn::Set(di, 0xF);
-    const size_t nb = K / kQK;
-    for (size_t b = 0; b < nb; ++b) {
-      const uint8_t* blk = w + b * Dec::kBytes;
-      VF xlo[MR], xhi[MR];
-      for (size_t m = 0; m < MR; ++m) {
-        xlo[m] = hn::LoadU(d, x + m * K + b * kQK);
-        xhi[m] = hn::LoadU(d, x + m * K + b * kQK + 16);
-      }
-      for (size_t r = 0; r < NR; ++r) {
-        const uint8_t* br = blk + r * wstride;
-        const VF table = hn::Mul(levels, BlockScale(d, br));
-        const auto nib = hn::PromoteTo(di, hn::LoadU(d8, br + 2));
-        const VF wlo = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::And(nib, low4)));
-        const VF whi = hn::TableLookupLanes(table, hn::IndicesFromVec(d, hn::ShiftRight<4>(nib)));
-        for (size_t m = 0; m < MR; ++m) {
-          acc[m][r] = hn::MulAdd(xlo[m], wlo, acc[m][r]);
-          acc[m][r] = hn::MulAdd(xhi[m], whi, acc[m][r]);
-        }
-      }
-    }
-    ReduceTile<MR, NR>(d, acc, sums);
-  } else if constexpr (Dec::kBlocked) {
+  if constexpr (Dec::kBlocked) {
     const size_t nb = K / kQK;
     for (size_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * Dec::kBytes;
@@ -508,7 +484,7 @@ void MatmulPanels(const TensorView& W, const float* x, int64_t n, float* y, Thre
   }, 1, kDotChunksPerThread * pool.size());
 }
 
-// quantize_row_q8_K of core, vectorized on AVX-512 (the scalar loop calls
+// quantize_row_q8_K of core, vectorized on AVX-512 and AVX2 (the scalar loop calls
 // nearbyintf per value: 5% of a 1.1B Q4_K_M decode step). The same values
 // bit for bit: the same amax (NaN ignored as std::max does), the same id,
 // one rounded product per value, converted with the current rounding mode
@@ -533,16 +509,48 @@ HWY_INLINE void QuantizeRowQ8K(const float* x, BlockQ8_K* y, int64_t n) {
       y[i].bsums[g] = int16_t(_mm512_reduce_add_epi32(q));
     }
   }
+#elif HWY_TARGET == HWY_AVX2
+  // The same at 256 bits (prefill quantizes every row of a prompt).
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+  for (int64_t i = 0; i < n / kQK_K; ++i) {
+    const float* xb = x + i * kQK_K;
+    __m256 m = _mm256_setzero_ps();
+    for (int v = 0; v < kQK_K; v += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(xb + v)), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    y[i].d = amax / 127.0f;
+    const __m256 vid = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    for (int g = 0; g < kQK_K / 16; ++g) {  // 16 values: one bsum
+      const __m256i q0 = _mm256_min_epi32(
+          _mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16 * g), vid)), lo), hi);
+      const __m256i q1 = _mm256_min_epi32(
+          _mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16 * g + 8), vid)), lo), hi);
+      // int32 -> int8 (|q| <= 127) within 128-bit lanes: words 0, 1 of lane 0
+      // hold values 0..3, 8..11; of lane 1, values 4..7, 12..15.
+      const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q0, q1), _mm256_setzero_si256());
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * g),
+                       _mm_unpacklo_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1)));
+      const __m256i s8 = _mm256_add_epi32(q0, q1);
+      __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+      s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+      y[i].bsums[g] = int16_t(_mm_cvtsi128_si32(s4));
+    }
+  }
 #else
   quantize_row_q8_K(x, y, n);
 #endif
 }
 
 // Rows [r0, r1) of one product in the dot form. xq: x quantized to Q8_K
-// ([n][K/256] blocks; K-quant weights only, see MatmulsDot).
+// ([n][K/256] blocks; K-quant weights only), xq0: to Q8_0x ([n][K/32]
+// blocks; Q4_0 weights only), see MatmulsDot.
 template <DType T>
-HWY_INLINE void DotRange(const TensorView& W, const float* x, const BlockQ8_K* xq, int64_t n, float* y,
-                         const float* bias, int64_t r0, int64_t r1) {
+HWY_INLINE void DotRange(const TensorView& W, const float* x, const BlockQ8_K* xq, const BlockQ8_0x* xq0,
+                         int64_t n, float* y, const float* bias, int64_t r0, int64_t r1) {
   const size_t ys = size_t(W.rows());
   const size_t K = size_t(W.cols());
   const size_t row_bytes = dtype_row_bytes(T, int64_t(K));
@@ -552,6 +560,8 @@ HWY_INLINE void DotRange(const TensorView& W, const float* x, const BlockQ8_K* x
     if constexpr (T == DType::Q4_K) DotRowsQ4K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
     if constexpr (T == DType::Q5_K) DotRowsQ5K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
     if constexpr (T == DType::Q6_K) DotRowsQ6K(w, row_bytes, r0, r1, xq, n, nb, y, ys, bias);
+  } else if constexpr (T == DType::Q4_0) {
+    DotRowsQ4_0(static_cast<const uint8_t*>(W.data), row_bytes, r0, r1, xq0, n, K / kQK, y, ys, bias);
   } else if (n == 1) {
     DotRows<T, kDotNR1>(W, row_bytes, K, r0, r1, x, n, y, ys, bias);
   } else {
@@ -559,18 +569,18 @@ HWY_INLINE void DotRange(const TensorView& W, const float* x, const BlockQ8_K* x
   }
 }
 
-HWY_INLINE void DotRangeAny(const TensorView& W, const float* x, const BlockQ8_K* xq, int64_t n, float* y,
-                            const float* bias, int64_t r0, int64_t r1) {
+HWY_INLINE void DotRangeAny(const TensorView& W, const float* x, const BlockQ8_K* xq, const BlockQ8_0x* xq0,
+                            int64_t n, float* y, const float* bias, int64_t r0, int64_t r1) {
   switch (W.type) {
-    case DType::F32: return DotRange<DType::F32>(W, x, xq, n, y, bias, r0, r1);
-    case DType::F16: return DotRange<DType::F16>(W, x, xq, n, y, bias, r0, r1);
-    case DType::BF16: return DotRange<DType::BF16>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q8_0: return DotRange<DType::Q8_0>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q4_0: return DotRange<DType::Q4_0>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q4_1: return DotRange<DType::Q4_1>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q4_K: return DotRange<DType::Q4_K>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q5_K: return DotRange<DType::Q5_K>(W, x, xq, n, y, bias, r0, r1);
-    case DType::Q6_K: return DotRange<DType::Q6_K>(W, x, xq, n, y, bias, r0, r1);
+    case DType::F32: return DotRange<DType::F32>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::F16: return DotRange<DType::F16>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::BF16: return DotRange<DType::BF16>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q8_0: return DotRange<DType::Q8_0>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q4_0: return DotRange<DType::Q4_0>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q4_1: return DotRange<DType::Q4_1>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q4_K: return DotRange<DType::Q4_K>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q5_K: return DotRange<DType::Q5_K>(W, x, xq, xq0, n, y, bias, r0, r1);
+    case DType::Q6_K: return DotRange<DType::Q6_K>(W, x, xq, xq0, n, y, bias, r0, r1);
     case DType::Q8_K: break;
   }
   HWY_ASSERT(false);
@@ -580,8 +590,9 @@ HWY_INLINE void DotRangeAny(const TensorView& W, const float* x, const BlockQ8_K
 // are one range, split into chunks claimed by whichever thread is free, so
 // a layer's q/k/v (or gate/up) products cost one pass of the pool instead of
 // three. For K-quant weights x is quantized to Q8_K ([n][K/256] blocks, kept
-// per thread) by every thread itself, once per call, when it runs its first
-// chunk, rather than by the caller alone while the others wait. K-quant
+// per thread), for Q4_0 weights to Q8_0x ([n][K/32] blocks), by every thread
+// itself, once per call, when it runs its first chunk, rather than by the
+// caller alone while the others wait. K-quant
 // products take one chunk per thread: each chunk starts a new prefetch
 // stream (and Q4_K reorders x for it), and 1.1B Q4_K_M decode ran 3-10%
 // slower with 4 or 8 chunks per thread (paired rounds on the 2-core VM).
@@ -592,11 +603,12 @@ HWY_INLINE void MatmulsDot(const MatmulOut* outs, size_t count, const float* x, 
   // the chunk holding its first byte.
   constexpr int64_t kUnit = 64;
   int64_t total = 0;
-  bool kquant = false, all_kquant = true;
+  bool kquant = false, all_kquant = true, q4_0 = false;
   for (size_t j = 0; j < count; ++j) {
     total += outs[j].W->rows() * int64_t(dtype_row_bytes(outs[j].W->type, K));
     kquant = kquant || is_kquant(outs[j].W->type);
     all_kquant = all_kquant && is_kquant(outs[j].W->type);
+    q4_0 = q4_0 || outs[j].W->type == DType::Q4_0;
   }
   const int64_t units = (total + kUnit - 1) / kUnit;
   const size_t nb = size_t(K / kQK_K);
@@ -606,10 +618,18 @@ HWY_INLINE void MatmulsDot(const MatmulOut* outs, size_t count, const float* x, 
       units,
       [&](int64_t a, int64_t b, int) {
         static thread_local std::vector<BlockQ8_K> xq;
+        static thread_local std::vector<BlockQ8_0x> xq0;
         static thread_local uint64_t xq_call = 0;
-        if (kquant && xq_call != call) {
-          if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
-          for (int64_t i = 0; i < n; ++i) QuantizeRowQ8K(x + i * K, xq.data() + size_t(i) * nb, K);
+        if (xq_call != call) {
+          if (kquant) {
+            if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
+            for (int64_t i = 0; i < n; ++i) QuantizeRowQ8K(x + i * K, xq.data() + size_t(i) * nb, K);
+          }
+          if (q4_0) {
+            const size_t nb0 = size_t(K / kQK);
+            if (xq0.size() < size_t(n) * nb0) xq0.resize(size_t(n) * nb0);
+            for (int64_t i = 0; i < n; ++i) QuantizeRowQ8_0x(x + i * K, xq0.data() + size_t(i) * nb0, K);
+          }
           xq_call = call;
         }
         int64_t first = 0;  // byte of the range where outs[j] begins
@@ -619,7 +639,7 @@ HWY_INLINE void MatmulsDot(const MatmulOut* outs, size_t count, const float* x, 
           // The rows whose first byte lies in [a, b) units.
           auto row_at = [&](int64_t byte) { return std::clamp<int64_t>((byte - first + rb - 1) / rb, 0, rows); };
           const int64_t r0 = row_at(a * kUnit), r1 = row_at(b * kUnit);
-          if (r0 < r1) DotRangeAny(*o.W, x, xq.data(), n, o.y, o.bias, r0, r1);
+          if (r0 < r1) DotRangeAny(*o.W, x, xq.data(), xq0.data(), n, o.y, o.bias, r0, r1);
           first += rows * rb;
         }
       },
@@ -634,6 +654,29 @@ void MatmulT(const TensorView& W, const float* x, int64_t n, float* y, ThreadPoo
     const MatmulOut o{&W, y, bias};
     return MatmulsDot(&o, 1, x, n, pool);
   }
+  if constexpr (T == DType::Q4_0) {
+    // Integer tiles where the target has them (matmul_q4_0.cpp), else f32 panels.
+    if (GemmQ4_0(static_cast<const uint8_t*>(W.data), dtype_row_bytes(T, W.cols()), W.rows(), x, n,
+                 size_t(W.cols()), y, pool, bias))
+      return;
+    return MatmulPanels<T>(W, x, n, y, pool, bias);
+  }
+#if HWY_TARGET == HWY_AVX2 || HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if constexpr (T == DType::Q4_K) {
+    // Integer tiles (gemm_q4_k.cpp) on x quantized to Q8_K ([n][K/256]
+    // blocks), the rows quantized by all threads.
+    const int64_t K = W.cols();
+    const size_t nb = size_t(K / kQK_K);
+    static thread_local std::vector<BlockQ8_K> xq;
+    if (xq.size() < size_t(n) * nb) xq.resize(size_t(n) * nb);
+    BlockQ8_K* xqp = xq.data();
+    pool.parallel_for(n, [&](int64_t i0, int64_t i1, int) {
+      for (int64_t i = i0; i < i1; ++i) QuantizeRowQ8K(x + i * K, xqp + size_t(i) * nb, K);
+    });
+    if (GemmQ4K(static_cast<const uint8_t*>(W.data), dtype_row_bytes(T, K), W.rows(), xqp, n, nb, y, pool, bias))
+      return;
+  }
+#endif
   if constexpr (is_kquant(T)) {
     // Whole panels and a partial one (zero rows cost a little) above kDotMaxN.
     return MatmulPanels<T>(W, x, n, y, pool, bias);

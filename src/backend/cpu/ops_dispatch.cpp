@@ -21,6 +21,7 @@
 #include "hwy/highway.h"
 // The per-target kernels (re-included for every target).
 #include "backend/cpu/kquant_kernels.h"
+#include "backend/cpu/q4_0_kernels.h"
 #include "backend/cpu/matmul-inl.h"
 #include "backend/cpu/rowops-inl.h"
 
@@ -40,7 +41,7 @@ void DequantizeRow(DType t, const void* row, int64_t n, float* out) {
 
 const CpuKernels* GetKernels() {
   static const CpuKernels table = {
-      hwy::TargetName(HWY_TARGET), &Matmul, &Matmuls, &DequantizeRow, &Dot, &Axpy, &DotRows, &AxpyRows,
+      hwy::TargetName(HWY_TARGET), &Matmul, &Matmuls, &DequantizeRow, &QuantizeRowQ8_0x, &Dot, &Axpy, &DotRows, &AxpyRows,
       &DotRowsF16, &DotRowsBF16, &AxpyRowsF16, &AxpyRowsBF16, &Scale, &Add,
       &RmsNorm, &Softmax, &SiluMul, &ApplyRope,
   };
